@@ -1,0 +1,5 @@
+import sys
+
+from hwlearn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""Network builders: square lattice, crossbar (optionally layered), random connected graph.
+
+Every builder returns a Network whose edges not chosen as inputs or outputs are tunable and
+readable (change roles with ``Network.with_roles``). Inputs and outputs are given as edge names
+or, where noted, as a count placed by a fixed rule.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from hwlearn.errors import NetworkError
+from hwlearn.network import Network
+
+
+def _with_default_roles(net: Network, inputs, outputs) -> Network:
+    inp = net.edge_indices(inputs if inputs is not None else [], "inputs")
+    out = net.edge_indices(outputs if outputs is not None else [], "outputs")
+    rest = np.ones(net.n_edges, dtype=bool)
+    rest[inp] = False
+    rest[out] = False
+    return net.with_roles(input=inp, output=out, tunable=rest, readable=rest)
+
+
+def _resistances(value, m: int, what: str) -> np.ndarray:
+    r = np.broadcast_to(np.asarray(value, dtype=float), (m,)).copy() if np.ndim(value) == 0 \
+        else np.asarray(value, dtype=float)
+    if r.shape != (m,):
+        raise NetworkError(f"{what}: {r.size} resistances given for {m} edges")
+    return r
+
+
+def lattice_edge_names(rows: int, cols: int) -> list[str]:
+    """Names in edge order: horizontal ``Rh{r}_{c}`` ((r,c)-(r,c+1)) then vertical ``Rv{r}_{c}``."""
+    return ([f"Rh{r}_{c}" for r in range(rows) for c in range(cols - 1)]
+            + [f"Rv{r}_{c}" for r in range(rows - 1) for c in range(cols)])
+
+
+def lattice(rows: int, cols: int, *, resistance=1000.0, inputs=None, outputs=None,
+            ground: tuple[int, int] = (0, 0)) -> Network:
+    """A rows x cols square lattice of nodes ``n{r}_{c}``; 2 rows cols - rows - cols edges.
+
+    inputs / outputs: edge names, or an int k for k vertical edges on the left / right
+    boundary, from the top.
+    """
+    if rows < 1 or cols < 1 or rows * cols < 2:
+        raise NetworkError(f"lattice: need at least 2 nodes, got {rows} x {cols}")
+    gr, gc = ground
+    if not (0 <= gr < rows and 0 <= gc < cols):
+        raise NetworkError(f"lattice: ground node {ground} is outside the {rows} x {cols} lattice")
+    idx = np.arange(rows * cols).reshape(rows, cols)
+    a = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    b = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    nodes = [f"n{r}_{c}" for r in range(rows) for c in range(cols)]
+    names = lattice_edge_names(rows, cols)
+    net = Network(nodes, a, b, _resistances(resistance, a.size, "lattice"), ground=int(idx[gr, gc]),
+                  edge_names=names, title=f"lattice {rows}x{cols}")
+
+    def boundary(count, col):
+        if isinstance(count, (int, np.integer)) and not isinstance(count, bool):
+            if count > rows - 1:
+                raise NetworkError(f"lattice: {count} boundary edges requested, a column has {rows - 1}")
+            return [f"Rv{r}_{col}" for r in range(count)]
+        return count
+
+    return _with_default_roles(net, boundary(inputs, 0), boundary(outputs, cols - 1))
+
+
+def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohms=10_000.0,
+             source_ohms: float = 100.0, load_ohms: float = 1000.0) -> Network:
+    """Input lines ``in{i}`` x output lines ``out{j}``, optionally through hidden layers of lines.
+
+    Edges: ``Rin{i}`` (source resistance, ground -> in_i; the input edges carry the series
+    sources), crosspoints ``Rx{l}_{i}_{j}`` from line i of layer l to line j of layer l+1
+    (tunable, readable), ``Rout{j}`` (load, out_j -> ground; the outputs).
+    """
+    layers = [inputs, *hidden, outputs]
+    if any(int(n) < 1 for n in layers):
+        raise NetworkError(f"crossbar: every layer needs at least one line, got {layers}")
+    prefixes = ["in"] + [f"h{l}_" for l in range(1, len(layers) - 1)] + ["out"]
+    nodes = ["0"]
+    first = []
+    for prefix, count in zip(prefixes, layers):
+        first.append(len(nodes))
+        nodes += [f"{prefix}{i}" for i in range(count)]
+    edges: list[tuple[int, int, str]] = [(first[0] + i, 0, f"Rin{i}") for i in range(inputs)]
+    for l in range(len(layers) - 1):
+        edges += [(first[l] + i, first[l + 1] + j, f"Rx{l}_{i}_{j}")
+                  for i in range(layers[l]) for j in range(layers[l + 1])]
+    edges += [(first[-1] + j, 0, f"Rout{j}") for j in range(outputs)]
+    n_cross = len(edges) - inputs - outputs
+    ohms = np.r_[np.full(inputs, float(source_ohms)), _resistances(cross_ohms, n_cross, "crossbar"),
+                 np.full(outputs, float(load_ohms))]
+    a, b, names = zip(*edges)
+    net = Network(nodes, a, b, ohms, ground=0, edge_names=names,
+                  title=f"crossbar {'x'.join(map(str, layers))}")
+    return _with_default_roles(net, [f"Rin{i}" for i in range(inputs)], [f"Rout{j}" for j in range(outputs)])
+
+
+def random_graph(n_nodes: int, n_edges: int, *, seed: int, ohms_range=(100.0, 10_000.0),
+                 inputs: int = 0, outputs: int = 0) -> Network:
+    """A random connected graph: a random spanning tree plus distinct random extra edges.
+
+    Nodes ``0`` (ground) .. ``n-1``, edges ``R0`` ..; resistances log-uniform in ohms_range;
+    ``inputs`` and ``outputs`` distinct random edges. Same seed, same network.
+    """
+    if n_nodes < 2:
+        raise NetworkError(f"random_graph: need at least 2 nodes, got {n_nodes}")
+    max_edges = n_nodes * (n_nodes - 1) // 2
+    if not n_nodes - 1 <= n_edges <= max_edges:
+        raise NetworkError(f"random_graph: {n_edges} edges requested; a connected simple graph on "
+                           f"{n_nodes} nodes has {n_nodes - 1} to {max_edges}")
+    if inputs + outputs > n_edges:
+        raise NetworkError(f"random_graph: {inputs} inputs + {outputs} outputs exceed {n_edges} edges")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_nodes)
+    pairs = set()
+    for i in range(1, n_nodes):  # attach each node to a random earlier one: a spanning tree
+        u, v = int(order[i]), int(order[rng.integers(0, i)])
+        pairs.add((min(u, v), max(u, v)))
+    while len(pairs) < n_edges:
+        u, v = (int(t) for t in rng.integers(0, n_nodes, size=2))
+        if u != v:
+            pairs.add((min(u, v), max(u, v)))
+    pairs = sorted(pairs)
+    flip = rng.random(len(pairs)) < 0.5
+    a = np.array([q if f else p for (p, q), f in zip(pairs, flip)])
+    b = np.array([p if f else q for (p, q), f in zip(pairs, flip)])
+    lo, hi = ohms_range
+    ohms = np.exp(rng.uniform(np.log(lo), np.log(hi), size=len(pairs)))
+    net = Network([str(k) for k in range(n_nodes)], a, b, ohms, ground=0,
+                  title=f"random graph n={n_nodes} m={n_edges} seed={seed}")
+    chosen = rng.choice(n_edges, size=inputs + outputs, replace=False)
+    return _with_default_roles(net, chosen[:inputs], chosen[inputs:])

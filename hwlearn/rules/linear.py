@@ -1,0 +1,82 @@
+"""Whole-batch path: every phase current is linear in z = [x; y], so a batch costs d_in + d_out
+solves, whatever its size.
+
+With unit responses Vx (edge voltages per unit input), H (outputs per unit input), Vj (edge
+voltages per unit output current) and R (outputs per unit output current), each phase's branch
+currents are i = A z for a (k, d_in + d_out) matrix A, and a term's batch mean is
+mean_s (A_p z_s)(A_q z_s) = rowsum((A_p M) * A_q) with the moment matrix M = mean_s z_s z_s^T.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwlearn.ports import Ports
+from hwlearn.rules.base import FREE, BilinearRule, Phase
+from hwlearn.rules.omega import Omega
+from hwlearn.rules.simulate import _as_columns, output_rows
+from hwlearn.solver import Factorization
+
+
+class LinearResponse:
+    """Unit responses of one factorisation, restricted to the edges of interest."""
+
+    def __init__(self, fz: Factorization, ports: Ports, edges):
+        self.ports = ports
+        self.edges = np.asarray(edges, dtype=np.int64)
+        d_in, d_out = ports.n_inputs, ports.n_outputs
+        unit_in = fz.solve(ports.excitation(np.eye(d_in)))
+        unit_out = fz.solve(ports.excitation(None, drive=("current", np.eye(d_out))))
+        self.Vx = unit_in.edge_voltages(self.edges)
+        self.H = unit_in.edge_voltages(ports.outputs)
+        self.Vj = unit_out.edge_voltages(self.edges)
+        self.R = unit_out.edge_voltages(ports.outputs)
+        self.g = fz.conductance[self.edges]
+        self.output_ohms = fz.resistance[ports.outputs]
+        self._rows = output_rows(ports, self.edges)
+        self._EH = np.hstack([self.H, np.zeros((d_out, d_out))])
+        self._EY = np.hstack([np.zeros((d_out, d_in)), np.eye(d_out)])
+        self._F0 = np.hstack([self.Vx, np.zeros((len(self.edges), d_out))])
+
+    def outputs(self, x) -> np.ndarray:
+        """(d_out, B) free-phase outputs."""
+        return self.H @ _as_columns(x, self.ports.n_inputs, "inputs")
+
+    def loss(self, x, y) -> float:
+        """Batch mean of 1/2 |y_hat - y|^2."""
+        err = self.outputs(x) - _as_columns(y, self.ports.n_outputs, "targets")
+        return float(0.5 * np.mean(np.sum(err * err, axis=0)))
+
+    def current_map(self, phase: Phase | None) -> np.ndarray:
+        """(k, d_in + d_out): branch currents of the measured edges per unit z in this phase."""
+        if phase is None:
+            return self.g[:, None] * self._F0
+        drive = phase.a * self._EH + phase.b * self._EY
+        base = self._F0 if phase.inputs_on else 0.0
+        if phase.mode == "current":
+            volts = base + self.Vj @ drive
+        elif phase.mode == "series":
+            volts = base + self.Vj @ (-drive / self.output_ohms[:, None])
+            hit = self._rows >= 0
+            volts = np.array(volts, copy=True)
+            volts[self._rows[hit]] -= drive[hit]
+        else:  # clamp: currents beside the outputs that bring them to the drive values
+            offset = self._EH if phase.inputs_on else 0.0
+            volts = base + self.Vj @ np.linalg.solve(self.R, drive - offset)
+        return self.g[:, None] * volts
+
+    def gradient(self, rule: BilinearRule, x, y) -> np.ndarray:
+        """(k,) batch-mean estimate of ``rule``."""
+        z = np.vstack([_as_columns(x, self.ports.n_inputs, "inputs"),
+                       _as_columns(y, self.ports.n_outputs, "targets")])
+        moments = (z @ z.T) / z.shape[1]
+        maps = {FREE: self.current_map(None)}
+        maps.update({p.name: self.current_map(p) for p in rule.phases})
+        total = np.zeros(len(self.edges))
+        for term in rule.terms:
+            total += term.coef * np.einsum("kd,kd->k", maps[term.left] @ moments, maps[term.right])
+        return total
+
+    def exact_gradient(self, x, y) -> np.ndarray:
+        """(k,) grad_r of the batch-mean loss: Omega-learning is exact for any eta."""
+        return self.gradient(Omega(eta=1.0), x, y)

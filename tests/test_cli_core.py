@@ -1,0 +1,97 @@
+"""The solve and gradcheck commands, run as a user runs them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwlearn.builders import lattice
+from hwlearn.network_file import save_network
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def hwlearn(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "hwlearn", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hwlearn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def test_solve_json_has_every_node_and_element():
+    doc = json.loads(hwlearn("solve", EXAMPLES / "divider.cir", "--json").stdout)
+    assert doc["schema"] == "hwlearn.solve/1"
+    assert doc["node_voltages"]["0"] == 0.0
+    assert set(doc["node_voltages"]) == {"0", "in", "a", "b", "bias", "c"}
+    assert set(doc["currents"]) == {"R1", "R2", "R3", "R4", "R5", "R6", "R7", "V1", "V2", "I1"}
+    assert doc["node_voltages"]["in"] == pytest.approx(1.0)
+    # KCL at node a: R1 in, R2 + R3 + R6 out, I1 in.
+    c = doc["currents"]
+    assert c["R1"] + c["I1"] == pytest.approx(c["R2"] + c["R3"] + c["R6"], rel=1e-12)
+
+
+def test_solve_text_output_lists_nodes_and_currents():
+    out = hwlearn("solve", EXAMPLES / "divider.cir").stdout
+    assert "solver backend: dense" in out and "bias" in out and "I1" in out
+
+
+def test_gradcheck_json_reports_exact_gradient_and_every_rule():
+    doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4",
+                             "--targets", "0.2,0.3", "--json").stdout)
+    assert doc["schema"] == "hwlearn.gradcheck/1"
+    assert set(doc["exact"]) == {f"R{k}" for k in range(1, 8)}
+    assert set(doc["rules"]) == {"omega", "ep", "ep_symmetric", "coupled", "finite_difference"}
+    for rule in doc["rules"].values():
+        assert set(rule) == {"estimate", "cosine", "relative_error"}
+        assert set(rule["estimate"]) == set(doc["exact"])
+    assert doc["rules"]["omega"]["relative_error"] < 1e-9
+    assert doc["rules"]["finite_difference"]["relative_error"] < 1e-7
+    assert doc["rules"]["coupled"]["cosine"] > 0
+    assert set(doc["inputs"]) == {"V1", "V2", "I1"}
+
+
+def test_gradcheck_inputs_switch_off_the_other_sources():
+    doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R4", "--targets", "0",
+                             "--inputs", "V1", "--json").stdout)
+    assert set(doc["inputs"]) == {"V1"}
+    solved = json.loads(hwlearn("solve", EXAMPLES / "divider.cir", "--json").stdout)
+    assert doc["outputs"]["R4"]["volts"] != pytest.approx(solved["node_voltages"]["b"])
+
+
+def test_gradcheck_reads_a_network_file_with_input_edges(tmp_path):
+    net = lattice(4, 4, inputs=2, outputs=1)
+    net = net.with_series_volts(np.where(net.roles["input"], 1.0, 0.0))
+    path = tmp_path / "lattice.json"
+    save_network(net, path)
+    doc = json.loads(hwlearn("gradcheck", path, "--outputs", "Rv0_3", "--targets", "0.1", "--json").stdout)
+    assert set(doc["inputs"]) == {"Rv0_0", "Rv1_0"}
+    assert doc["rules"]["finite_difference"]["relative_error"] < 1e-7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--outputs", "R3,R4", "--targets", "0.2"], "--targets: 1 value(s) given for 2 output(s)"),
+    (["--outputs", "R99", "--targets", "0.2"], "outputs: no edge named R99"),
+    (["--outputs", "R3", "--targets", "x"], "--targets: 'x' is not a number"),
+    (["--outputs", "R3", "--targets", "nan"], "--targets: nan is not finite"),
+    (["--outputs", "R3", "--targets", "1", "--beta", "-1"], "--beta: -1.0 is not allowed"),
+    (["--outputs", "R3", "--targets", "1", "--eta", "2"], "--eta: 2.0 is not allowed"),
+    (["--outputs", "R3", "--targets", "1", "--inputs", "V7"], "inputs: no source or edge named 'V7'"),
+])
+def test_gradcheck_bad_arguments_fail_with_a_clear_message(args, message):
+    proc = hwlearn("gradcheck", EXAMPLES / "divider.cir", *args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_or_broken_files_fail_with_a_clear_message(tmp_path):
+    proc = hwlearn("solve", tmp_path / "nope.cir", check=False)
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.cir"
+    bad.write_text("t\nR1 a 0 1k\nQ1 a b c npn\n")
+    proc = hwlearn("solve", bad, check=False)
+    assert proc.returncode == 2 and "line 3: unsupported element 'Q1'" in proc.stderr
