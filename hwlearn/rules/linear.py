@@ -25,12 +25,13 @@ class LinearResponse:
         self.ports = ports
         self.edges = np.asarray(edges, dtype=np.int64)
         d_in, d_out = ports.n_inputs, ports.n_outputs
-        unit_in = fz.solve(ports.excitation(np.eye(d_in)))
-        unit_out = fz.solve(ports.excitation(None, drive=("current", np.eye(d_out))))
-        self.Vx = unit_in.edge_voltages(self.edges)
-        self.H = unit_in.edge_voltages(ports.outputs)
-        self.Vj = unit_out.edge_voltages(self.edges)
-        self.R = unit_out.edge_voltages(ports.outputs)
+        # One solve with d_in + d_out right-hand sides: unit inputs, then unit output currents.
+        eye = np.eye(d_in + d_out)
+        units = fz.solve(ports.excitation(eye[:d_in], drive=("current", eye[d_in:])))
+        edge_volts = units.edge_voltages(self.edges)
+        out_volts = units.edge_voltages(ports.outputs)
+        self.Vx, self.Vj = edge_volts[:, :d_in], edge_volts[:, d_in:]
+        self.H, self.R = out_volts[:, :d_in], out_volts[:, d_in:]
         self.g = fz.conductance[self.edges]
         self.output_ohms = fz.resistance[ports.outputs]
         self._rows = output_rows(ports, self.edges)

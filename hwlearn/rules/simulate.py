@@ -27,8 +27,9 @@ def _as_columns(values, rows: int, what: str) -> np.ndarray:
 
 def output_rows(ports: Ports, edges: np.ndarray) -> np.ndarray:
     """Row of each output within ``edges`` (-1 where an output is not among them)."""
-    slot = {int(k): row for row, k in enumerate(edges)}
-    return np.array([slot.get(int(k), -1) for k in ports.outputs], dtype=np.int64)
+    slot = np.full(ports.network.n_edges, -1, dtype=np.int64)
+    slot[np.asarray(edges, dtype=np.int64)] = np.arange(len(edges))
+    return slot[ports.outputs]
 
 
 def simulate_phases(fz: Factorization, ports: Ports, rule: BilinearRule, x, y, edges: np.ndarray):

@@ -230,10 +230,14 @@ class State:
     batch: int
     clamp_currents: np.ndarray | None = field(default=None)
 
+    @cached_property
+    def _grounded_q(self) -> np.ndarray:
+        return self.factorization.topology.grounded(self.q)
+
     def node_voltages(self) -> np.ndarray:
         """(n, B) node potentials in volts, ground = 0."""
         fz = self.factorization
-        p = fz.topology.node_gather(self.q)
+        p = self._grounded_q[fz.topology.reduced]
         if self.excitation.vsource is not None:
             p = p + fz.topology.offsets @ _as_batch(self.excitation.vsource, len(fz.network.vsources), "vsource")
         return p
@@ -243,7 +247,7 @@ class State:
         fz = self.factorization
         net = fz.network
         idx = np.arange(net.n_edges) if idx is None else np.asarray(idx, dtype=np.int64)
-        v = fz.topology.edge_gather(self.q, idx)
+        v = fz.topology.edge_gather(self._grounded_q, idx)
         ex = self.excitation
         if ex.vsource is not None:
             W = fz.topology.offsets

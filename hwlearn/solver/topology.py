@@ -83,15 +83,14 @@ class Topology:
                 "undetermined; connect it to ground through a resistor"
             )
 
-    def edge_gather(self, q: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """q[ra] - q[rb] for edges idx, with the ground supernode at potential 0. q: (n_red, B)."""
-        padded = np.vstack([q, np.zeros((1, q.shape[1]))])
-        return padded[self.edge_ra[idx]] - padded[self.edge_rb[idx]]
+    @staticmethod
+    def grounded(q: np.ndarray) -> np.ndarray:
+        """q with a zero row appended: index -1 (the ground supernode) then reads potential 0."""
+        return np.vstack([q, np.zeros((1, q.shape[1]))])
 
-    def node_gather(self, q: np.ndarray) -> np.ndarray:
-        """T q: (n, B) node potentials from the reduced unknowns (without source offsets)."""
-        padded = np.vstack([q, np.zeros((1, q.shape[1]))])
-        return padded[self.reduced]
+    def edge_gather(self, grounded_q: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """q[ra] - q[rb] for edges idx, from ``grounded(q)``."""
+        return grounded_q[self.edge_ra[idx]] - grounded_q[self.edge_rb[idx]]
 
 
 def _signed_incidence(ra: np.ndarray, rb: np.ndarray, n_red: int) -> sp.csc_matrix:

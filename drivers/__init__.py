@@ -1,0 +1,1 @@
+"""Real instruments: transports, small drivers, and the Bench that composes them into a Rig."""

@@ -1,0 +1,1 @@
+"""The Qt application: a thin client of the engine and the run store."""

@@ -1,0 +1,89 @@
+"""The seam between learning and hardware: one interface for simulated and real benches.
+
+A Rig speaks the physics of PAPER.md, not instrument commands (DESIGN.md, "The seam: Rig").
+Calls are per sample: a bench applies one input vector at a time. Edge indices refer to
+``rig.network``; voltages are resistor voltages (v = p[a] - p[b] - s, see hwlearn.network), in
+volts; currents in amps; resistances in ohms.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwlearn.network import Network
+
+OUTPUT_MODES = ("open", "current", "clamp")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a rig can do.
+
+    output_modes : the output drive modes available ('open' always is).
+    readable     : edges whose resistor voltage the rig can measure (outputs included).
+    tunable      : edges the rig can program.
+    inputs_can_short : inputs can be set to 0 V while staying connected (Omega's adjoint phase).
+    """
+
+    output_modes: frozenset[str]
+    readable: np.ndarray
+    tunable: np.ndarray
+    inputs_can_short: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def learnable(self) -> np.ndarray:
+        """Edges that are both readable and tunable: the only ones a rule can update."""
+        return np.intersect1d(self.readable, self.tunable)
+
+
+class RigError(RuntimeError):
+    """A rig operation failed or was refused (limits, bad reading, lost instrument)."""
+
+
+class Rig(abc.ABC):
+    """A bench, real or simulated. Use as a context manager: leaving it calls safe_state()."""
+
+    network: Network
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    def resistances(self) -> np.ndarray:
+        """(m,) the rig's best knowledge of every edge resistance (calibrated / read back)."""
+
+    @abc.abstractmethod
+    def set_inputs(self, volts: np.ndarray | None) -> None:
+        """Set the input edges' series sources to ``volts`` (d_in,); None or zeros: inputs
+        off (0 V, still connected, so they act as shorts)."""
+
+    @abc.abstractmethod
+    def drive_outputs(self, mode: str, values: np.ndarray | None = None) -> None:
+        """Drive the output edges: 'open' (voltmeter only), 'current' (amps (d_out,) beside the
+        resistor, from a to b), 'clamp' (volts (d_out,) held across the resistor)."""
+
+    @abc.abstractmethod
+    def measure(self, edges: np.ndarray) -> np.ndarray:
+        """(k,) resistor voltages of ``edges`` in one scan. Raises RigError for a reading that
+        is overrange, NaN or taken in compliance: such values never reach a rule."""
+
+    @abc.abstractmethod
+    def program(self, edges: np.ndarray, ohms: np.ndarray) -> np.ndarray:
+        """Write and verify resistances of tunable ``edges``; returns the achieved ohms
+        (quantised, bounded by the device)."""
+
+    @abc.abstractmethod
+    def safe_state(self) -> None:
+        """Every source to 0 V / 0 A and off, boards to their safe code. Idempotent; never
+        raises past a logged failure of one instrument."""
+
+    def close(self) -> None:
+        self.safe_state()
+
+    def __enter__(self) -> "Rig":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Simulated rig, device models, and the virtual bench of emulated instruments."""
