@@ -1,0 +1,22 @@
+"""Emulated instruments that speak the real instruments' protocols on loopback.
+
+Each emulator keeps the state the real instrument keeps, answers its real syntax, records every
+line it receives (``device.lines()``, ``device.received``), and calls an InstrumentBackend
+(simulator/instrument_backend.py) for anything physical.
+
+    from simulator.emulators import Keithley2450Emulator, TcpLineServer
+    with TcpLineServer(Keithley2450Emulator("smu_in0", backend)) as server:
+        ...  # pyvisa-py opens server.resource
+
+The resistor board is served on a pseudo-terminal instead (ResistorBoardEmulator(...).path).
+Run one by hand: ``python -m simulator.emulators --help``.
+"""
+
+from simulator.emulators.keithley import Keithley2400Emulator, Keithley2450Emulator
+from simulator.emulators.resistor_board import BoardFirmware, ResistorBoardEmulator
+from simulator.emulators.scanning_voltmeter import Keysight34970AEmulator
+from simulator.emulators.server import LineDevice, PtyLineServer, Received, TcpLineServer
+
+__all__ = ["BoardFirmware", "Keithley2400Emulator", "Keithley2450Emulator",
+           "Keysight34970AEmulator", "LineDevice", "PtyLineServer", "Received",
+           "ResistorBoardEmulator", "TcpLineServer"]

@@ -1,0 +1,82 @@
+"""A scripted in-memory Transport for protocol-transcript tests (PyMeasure's expected_protocol
+idea): the test lists every line the driver must send and what the instrument answers; any
+other byte fails the test with the step number and both lines.
+
+    with expect([(":SOUR:VOLT 1.000000E-01", None),      # sent, no reply expected
+                 (":READ?", "1.0E-01,1.0E-05,8")]) as t:  # sent, one reply line
+        ...
+
+A reply is None (nothing), a line, a list of lines (e.g. a stale reply, then the real one), or
+``Timeout(late=[...])``: the read times out, and ``late`` lines arrive afterwards (a drain finds
+them). The transport is the real base class, so locking, retries and tracing are the real ones.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from drivers.errors import InstrumentTimeout
+from drivers.transport import Transport
+
+
+@dataclass
+class Timeout:
+    late: list[str] = field(default_factory=list)
+
+
+class ScriptedTransport(Transport):
+    def __init__(self, script, *, name: str = "scripted", retries: int = 1):
+        super().__init__(name, timeout_s=1.0, retries=retries, drain_s=0.01)
+        self.script = list(script)
+        self.step = 0
+        self.sent: list[str] = []
+        self._pending: list = []
+        self._late: list[str] = []
+
+    def _send(self, line: str) -> None:
+        self.sent.append(line)
+        if self.step >= len(self.script):
+            raise AssertionError(f"step {self.step + 1}: the driver sent {line!r} after the end of "
+                                 f"the script ({len(self.script)} steps)")
+        expected, reply = self.script[self.step]
+        self.step += 1
+        if line != expected:
+            raise AssertionError(f"step {self.step}: the driver sent {line!r}, the script expects "
+                                 f"{expected!r}")
+        if self._pending:
+            raise AssertionError(f"step {self.step}: the driver sent {line!r} without reading "
+                                 f"the reply {self._pending[0]!r}")
+        if reply is None:
+            return
+        self._pending.extend(reply if isinstance(reply, list) else [reply])
+
+    def _receive(self, timeout_s: float) -> str:
+        if not self._pending:
+            raise AssertionError(f"after step {self.step}: the driver reads, but the script has "
+                                 "no reply here")
+        reply = self._pending.pop(0)
+        if isinstance(reply, Timeout):
+            self._late.extend(reply.late)
+            raise InstrumentTimeout(self.name, f"scripted timeout after {timeout_s:g} s")
+        return reply
+
+    def _discard(self, wait_s: float) -> list[str]:
+        late, self._late = self._late, []
+        return late
+
+    def _close(self) -> None:
+        pass
+
+    def assert_done(self) -> None:
+        assert self.step == len(self.script), (
+            f"the driver stopped after step {self.step} of {len(self.script)}; next expected: "
+            f"{self.script[self.step][0]!r}")
+        assert not self._pending, f"replies left unread: {self._pending}"
+
+
+@contextmanager
+def expect(script, **kwargs):
+    transport = ScriptedTransport(script, **kwargs)
+    yield transport
+    transport.assert_done()
