@@ -15,7 +15,8 @@ from hwlearn.errors import NetworkError
 from hwlearn.network import Network
 
 
-def _with_default_roles(net: Network, inputs, outputs) -> Network:
+def with_default_roles(net: Network, inputs, outputs) -> Network:
+    """Inputs and outputs as given; every other edge tunable and readable."""
     inp = net.edge_indices(inputs if inputs is not None else [], "inputs")
     out = net.edge_indices(outputs if outputs is not None else [], "outputs")
     rest = np.ones(net.n_edges, dtype=bool)
@@ -65,7 +66,7 @@ def lattice(rows: int, cols: int, *, resistance=1000.0, inputs=None, outputs=Non
             return [f"Rv{r}_{col}" for r in range(count)]
         return count
 
-    return _with_default_roles(net, boundary(inputs, 0), boundary(outputs, cols - 1))
+    return with_default_roles(net, boundary(inputs, 0), boundary(outputs, cols - 1))
 
 
 def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohms=10_000.0,
@@ -96,7 +97,7 @@ def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohm
     a, b, names = zip(*edges)
     net = Network(nodes, a, b, ohms, ground=0, edge_names=names,
                   title=f"crossbar {'x'.join(map(str, layers))}")
-    return _with_default_roles(net, [f"Rin{i}" for i in range(inputs)], [f"Rout{j}" for j in range(outputs)])
+    return with_default_roles(net, [f"Rin{i}" for i in range(inputs)], [f"Rout{j}" for j in range(outputs)])
 
 
 def random_graph(n_nodes: int, n_edges: int, *, seed: int, ohms_range=(100.0, 10_000.0),
@@ -133,4 +134,4 @@ def random_graph(n_nodes: int, n_edges: int, *, seed: int, ohms_range=(100.0, 10
     net = Network([str(k) for k in range(n_nodes)], a, b, ohms, ground=0,
                   title=f"random graph n={n_nodes} m={n_edges} seed={seed}")
     chosen = rng.choice(n_edges, size=inputs + outputs, replace=False)
-    return _with_default_roles(net, chosen[:inputs], chosen[inputs:])
+    return with_default_roles(net, chosen[:inputs], chosen[inputs:])

@@ -21,8 +21,11 @@ from hwlearn.solver import Factorization
 class LinearResponse:
     """Unit responses of one factorisation, restricted to the edges of interest."""
 
-    def __init__(self, fz: Factorization, ports: Ports, edges):
+    def __init__(self, fz: Factorization, ports: Ports, edges, known_ohms: np.ndarray | None = None):
+        """known_ohms: (m,) resistances the host believes (default: the true ones); voltages
+        are turned into currents and Norton drives computed with them, as on a bench."""
         self.ports = ports
+        known = fz.resistance if known_ohms is None else np.asarray(known_ohms, dtype=float)
         self.edges = np.asarray(edges, dtype=np.int64)
         d_in, d_out = ports.n_inputs, ports.n_outputs
         # One solve with d_in + d_out right-hand sides: unit inputs, then unit output currents.
@@ -32,8 +35,8 @@ class LinearResponse:
         out_volts = units.edge_voltages(ports.outputs)
         self.Vx, self.Vj = edge_volts[:, :d_in], edge_volts[:, d_in:]
         self.H, self.R = out_volts[:, :d_in], out_volts[:, d_in:]
-        self.g = fz.conductance[self.edges]
-        self.output_ohms = fz.resistance[ports.outputs]
+        self.g = 1.0 / known[self.edges]
+        self.output_ohms = known[ports.outputs]
         self._rows = output_rows(ports, self.edges)
         self._EH = np.hstack([self.H, np.zeros((d_out, d_out))])
         self._EY = np.hstack([np.zeros((d_out, d_in)), np.eye(d_out)])

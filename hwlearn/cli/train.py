@@ -1,0 +1,93 @@
+"""hwlearn train CONFIG | --resume RUN_DIR: train on the built-in simulated rig."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from hwlearn.config import load_experiment, resolve
+from hwlearn.errors import ConfigError
+from hwlearn.experiment import Experiment, build_experiment
+from hwlearn.runstore import RunReader
+from hwlearn.training.progress import ProgressBar
+from hwlearn.training.session import train_in_folder
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a network on the simulated rig",
+                       description="Train on the built-in simulated rig and record the run in a folder. "
+                       "Ctrl-C stops cleanly at the next step; the run can be resumed with --resume.")
+    p.add_argument("config", nargs="?", help="experiment file (TOML), e.g. examples/iris-omega.toml")
+    p.add_argument("--seed", type=int, help="base seed (overrides [seeds]; every stream is derived from it)")
+    p.add_argument("--out", help="run folder (default: runs/<name>-<time>-seed<N>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
+    p.add_argument("--backend", default="auto", help="solver backend: auto, dense, cholmod, superlu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def default_run_dir(config: dict, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = root / f"{config['name']}-{stamp}-seed{config['seeds']['base']}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    return candidate
+
+
+def describe(experiment: Experiment, substrate) -> str:
+    cfg = experiment.config
+    rule = cfg["rule"]
+    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name")
+    net = experiment.network
+    return (f"rule      {rule['name']}{f' ({params})' if params else ''}\n"
+            f"task      {cfg['task']['name']} ({len(experiment.task.train)} train / {len(experiment.task.test)} test)\n"
+            f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate.description}")
+
+
+def summary(result, run_dir: Path, experiment: Experiment) -> str:
+    m = result.metrics
+    reader = RunReader(run_dir)
+    try:
+        status = reader.status().status
+        ceiling = reader.summary()
+    finally:
+        reader.close()
+    lines = [f"run       {run_dir}  ({status})",
+             f"progress  {result.position.epoch} epochs, {result.position.step} steps in {result.elapsed_seconds:.1f} s"]
+    if "train_loss" in m:
+        lines.append(f"loss      train {m['train_loss']:.4e}   test {m['test_loss']:.4e}   "
+                     f"(least squares: train {ceiling.get('linear_ceiling_train_loss', float('nan')):.4e})")
+    if "test_accuracy" in m:
+        ceil = ceiling.get("linear_ceiling_test_accuracy")
+        lines.append(f"accuracy  test {m['test_accuracy']:.3f}   train {m['train_accuracy']:.3f}   "
+                     f"linear least-squares ceiling {ceil:.3f} (gap {ceil - m['test_accuracy']:+.3f})")
+    if status == "stopped":
+        lines.append(f"resume    hwlearn train --resume {run_dir}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    if bool(args.config) == bool(args.resume):
+        raise ConfigError("give either an experiment file or --resume RUN_DIR")
+    if args.resume:
+        if args.seed is not None or args.out:
+            raise ConfigError("--resume continues a run as it was configured; --seed and --out do not apply")
+        run_dir = Path(args.resume)
+        reader = RunReader(run_dir)
+        try:
+            config = resolve(reader.config(), f"{run_dir}/config.toml")
+        finally:
+            reader.close()
+    else:
+        config = load_experiment(args.config, seed=args.seed)
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+    experiment = build_experiment(config, args.config or str(run_dir))
+    substrate = experiment.substrate("simulated", backend=args.backend)
+    print(describe(experiment, substrate), file=sys.stderr)
+    progress = None if args.quiet else ProgressBar()
+    result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume), progress=progress)
+    print(summary(result, run_dir, experiment))
+    return 0 if result.status == "done" else 130

@@ -1,0 +1,224 @@
+"""The experiment file: network, task, rule, training, device, mask, seeds, recording.
+
+``load_experiment`` validates everything before anything runs and returns the resolved config:
+every default filled in and every seed drawn, so the run folder's copy reproduces the run.
+docs/configuration.md lists every key (generated from this schema by ``describe_schema``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
+from hwlearn.errors import ConfigError
+
+RULES = ("omega", "ep", "ep_symmetric", "coupled", "finite_difference")
+SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
+EDGE_LIST = "str|int|list[str]"  # "auto", a count placed by the builder, or edge names
+
+
+def _positive(doc: str, default=REQUIRED, **kw) -> Field:
+    return Field("float", default, doc, minimum=0.0, exclusive_minimum=True, **kw)
+
+
+NETWORK = Section(
+    {
+        "builder": Field("str", "crossbar", "how the network is made", choices=("lattice", "crossbar", "random", "file")),
+        "rows": Field("int", 6, "lattice: rows of nodes", minimum=2),
+        "cols": Field("int", 6, "lattice: columns of nodes", minimum=2),
+        "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),
+        "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
+        "load_ohms": _positive("crossbar: resistance of each output line's load edge (the outputs)", 1000.0),
+        "nodes": Field("int", 20, "random: node count", minimum=2),
+        "edges": Field("int", 50, "random: edge count", minimum=1),
+        "path": Field("str", REQUIRED, "file: a network file (.json) or SPICE netlist"),
+        "input_edges": Field(EDGE_LIST, "auto", "input edges: names, a count placed by the builder, "
+                             "or 'auto' (as many as the task has inputs; a file's own roles)"),
+        "output_edges": Field(EDGE_LIST, "auto", "output edges, in target order; as input_edges"),
+        "initial_ohms": _positive("initial resistance of the tunable edges", 10_000.0),
+        "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
+                                "(0: all equal)", minimum=0.0),
+        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs) or edge names"),
+        "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
+    },
+    doc="the resistor network",
+    variant_key="builder",
+    variants={
+        "lattice": ("rows", "cols"),
+        "crossbar": ("hidden", "source_ohms", "load_ohms"),
+        "random": ("nodes", "edges"),
+        "file": ("path",),
+        "*": ("input_edges", "output_edges", "initial_ohms", "initial_spread", "tunable", "readable"),
+    },
+)
+
+TASK = Section(
+    {
+        "name": Field("str", "iris", "the task", choices=("iris", "teacher")),
+        "test_fraction": Field("float", 0.3, "iris: stratified test share", minimum=0.05, maximum=0.9),
+        "encoding": Field("str", "differential", "iris: 'differential' feeds every standardised feature "
+                          "and its negative (signed weights from a passive network), 'single' only the feature",
+                          choices=("differential", "single")),
+        "bias": Field("float", 1.0, "iris: value of the constant bias input (0: no bias input)"),
+        "target_scale": _positive("iris: volts of the target class's output (others 0)", 0.2),
+        "train_samples": Field("int", 120, "teacher: training samples", minimum=1),
+        "test_samples": Field("int", 60, "teacher: test samples", minimum=1),
+        "inputs": Field("int", 4, "teacher: input dimension (input edges)", minimum=1),
+        "outputs": Field("int", 2, "teacher: output dimension (output edges)", minimum=1),
+        "teacher_spread": Field("float", 1.0, "teacher: log-normal spread of the hidden network's "
+                                "resistances around initial_ohms", minimum=0.0),
+        "noise_sigma": Field("float", 0.0, "std of zero-mean Gaussian noise added to every target "
+                             "each time a sample is drawn (volts)", minimum=0.0),
+    },
+    doc="what the network learns",
+    variant_key="name",
+    variants={
+        "iris": ("test_fraction", "encoding", "bias", "target_scale"),
+        "teacher": ("train_samples", "test_samples", "inputs", "outputs", "teacher_spread"),
+        "*": ("noise_sigma",),
+    },
+)
+
+RULE = Section(
+    {
+        "name": Field("str", "omega", "the learning rule", choices=RULES),
+        "eta": _positive("omega: error-to-current gain (siemens, default 1e-3); coupled: clamp "
+                         "fraction in (0, 1] (default 0.1)", None),
+        "beta": _positive("ep, ep_symmetric: nudge strength (default 0.01)", 0.01),
+        "relative_step": _positive("finite_difference: h / r (default 1e-5)", 1e-5, maximum=0.1),
+    },
+    doc="how the gradient is estimated",
+    variant_key="name",
+    variants={"omega": ("eta",), "coupled": ("eta",), "ep": ("beta",), "ep_symmetric": ("beta",),
+              "finite_difference": ("relative_step",)},
+)
+
+TRAINING = Section(
+    {
+        "gamma": _positive("volts applied per unit of input", 1.0),
+        "learning_rate": _positive("step size on the chosen parametrisation", 30.0),
+        "batch_size": Field("int", 16, "samples per update", minimum=1),
+        "epochs": Field("int", 100, "passes over the training set", minimum=1),
+        "update": Field("str", "log_resistance", "parametrisation of the descent step: "
+                        "log_resistance (r <- r exp(-lr r g)), resistance (r <- r - lr g), "
+                        "conductance (G <- G + lr r^2 g)", choices=("log_resistance", "resistance", "conductance")),
+    },
+    doc="optimisation",
+)
+
+DEVICE = Section(
+    {
+        "model": Field("str", "ideal", "device model of the tunable resistors",
+                       choices=("ideal", "digipot", "memristor")),
+        "r_min": _positive("lowest resistance an update may reach (ohms)", 100.0),
+        "r_max": _positive("highest resistance an update may reach (ohms)", 1e6),
+        "levels": Field("int", 256, "digipot: wiper positions", minimum=2),
+        "end_to_end_ohms": _positive("digipot: nominal end-to-end resistance", 100_000.0),
+        "wiper_ohms": Field("float", 60.0, "digipot: wiper resistance", minimum=0.0),
+        "tolerance": Field("float", 0.2, "digipot: per-device end-to-end tolerance (uniform +-)",
+                           minimum=0.0, maximum=0.5),
+        "nonlinearity": Field("float", 1.0, "memristor: exponent of the state-dependent step "
+                              "(0: linear)", minimum=0.0),
+        "asymmetry": _positive("memristor: ratio of step sizes, increase over decrease", 1.0),
+        "read_noise_volts": Field("float", 0.0, "std of Gaussian noise on every measured voltage", minimum=0.0),
+        "write_noise": Field("float", 0.0, "relative std of the resistance actually written", minimum=0.0),
+    },
+    doc="the simulated devices",
+    variant_key="model",
+    variants={
+        "ideal": (),
+        "digipot": ("levels", "end_to_end_ohms", "wiper_ohms", "tolerance"),
+        "memristor": ("nonlinearity", "asymmetry"),
+        "*": ("r_min", "r_max", "read_noise_volts", "write_noise"),
+    },
+)
+
+MASK = Section(
+    {
+        "kind": Field("str", "all", "which learnable edges are updated", choices=("all", "random", "list")),
+        "frozen_fraction": Field("float", 0.5, "random: share of learnable edges never updated",
+                                 minimum=0.0, maximum=0.99),
+        "edges": Field("list[str]", REQUIRED, "list: the edges that are updated"),
+    },
+    doc="partial updates",
+    variant_key="kind",
+    variants={"all": (), "random": ("frozen_fraction",), "list": ("edges",)},
+)
+
+SEEDS = Section(
+    {"base": Field("int", 0, "every stream not given is derived from this", minimum=0),
+     **{name: Field("int", None, f"seed of the {name} stream", minimum=0) for name in SEED_STREAMS}},
+    doc="random streams",
+)
+
+RECORD = Section(
+    {
+        "array_every": Field("int", 10, "steps between recorded arrays (resistances, phase voltages)", minimum=1),
+        "checkpoint_every": Field("int", 20, "steps between checkpoints (and at every epoch end)", minimum=1),
+    },
+    doc="what is written to the run folder",
+)
+
+EXPERIMENT = Section(
+    {
+        "name": Field("str", "experiment", "a label for the run folder"),
+        "network": NETWORK,
+        "task": TASK,
+        "rule": RULE,
+        "training": TRAINING,
+        "device": DEVICE,
+        "mask": MASK,
+        "seeds": SEEDS,
+        "record": RECORD,
+    }
+)
+
+RULE_DEFAULTS = {"omega": {"eta": 1e-3}, "coupled": {"eta": 0.1}}
+
+
+def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
+    """Validate a parsed experiment document and fill every default and derived seed."""
+    config = Validator(source).section("", doc, EXPERIMENT)
+    rule = config["rule"]
+    for key, value in RULE_DEFAULTS.get(rule["name"], {}).items():
+        if rule.get(key) is None:
+            rule[key] = value
+    if rule["name"] == "coupled" and rule["eta"] > 1:
+        raise ConfigError(f"{source}: rule.eta = {rule['eta']!r}: Coupled Learning's clamp fraction "
+                          "must be in (0, 1]")
+    dev = config["device"]
+    if dev["r_min"] >= dev["r_max"]:
+        raise ConfigError(f"{source}: device.r_min = {dev['r_min']!r} must be below device.r_max = {dev['r_max']!r}")
+    net = config["network"]
+    for key in ("input_edges", "output_edges"):
+        value = net[key]
+        if isinstance(value, str) and value != "auto":
+            raise ConfigError(f"{source}: network.{key} = {value!r}: must be 'auto', a count or a list of edge names")
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"{source}: network.{key} = {value!r}: a count must be >= 1")
+    for key in ("tunable", "readable"):
+        if isinstance(net[key], str) and net[key] != "all":
+            raise ConfigError(f"{source}: network.{key} = {net[key]!r}: must be 'all' or a list of edge names")
+    if isinstance(net["input_edges"], list) and isinstance(net["output_edges"], list):
+        both = sorted(set(net["input_edges"]) & set(net["output_edges"]))
+        if both:
+            raise ConfigError(f"{source}: network.output_edges = {net['output_edges']!r}: "
+                              f"{', '.join(both)} also in network.input_edges; inputs and outputs must be disjoint")
+    seeds = config["seeds"]
+    if seed is not None:
+        if seed < 0:
+            raise ConfigError(f"--seed {seed}: must be >= 0")
+        seeds["base"] = seed
+        seeds.update({name: None for name in SEED_STREAMS})
+    derived = np.random.SeedSequence(seeds["base"]).generate_state(len(SEED_STREAMS))
+    for name, value in zip(SEED_STREAMS, derived):
+        if seeds[name] is None:
+            seeds[name] = int(value)
+    return config
+
+
+def load_experiment(path: str | Path, seed: int | None = None) -> dict:
+    """Read, validate and resolve an experiment file. Raises ConfigError naming key and value."""
+    return resolve(load_toml(path), str(path), seed)

@@ -1,0 +1,170 @@
+"""From a resolved experiment config to the objects a run needs.
+
+Cross-checks that need the built network happen here and raise ConfigError naming the key:
+edge names that do not exist, a count of inputs that does not match the task, a mask naming an
+edge that cannot be updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwlearn import builders
+from hwlearn.errors import ConfigError, HwlearnError
+from hwlearn.network import Network
+from hwlearn.network_file import load_network
+from hwlearn.ports import Ports
+from hwlearn.registry import SUBSTRATES, lookup
+from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
+from hwlearn.tasks import IrisTask, Task, TeacherTask
+
+
+@dataclass
+class Experiment:
+    config: dict
+    network: Network
+    ports: Ports
+    task: Task
+    rule: object
+    learnable: np.ndarray
+    initial_ohms: np.ndarray
+    rngs: dict[str, np.random.Generator]
+    source: str = "<config>"
+
+    def substrate(self, kind: str = "simulated", backend: str = "auto"):
+        factory = lookup(SUBSTRATES, kind, "substrate")
+        return factory(self.network, self.ports, self.learnable, self.config["device"], self.initial_ohms,
+                       self.rngs["device"], backend)
+
+
+def make_rule(config: dict):
+    """The rule object of a validated [rule] table."""
+    name = config["name"]
+    if name == "omega":
+        return Omega(config["eta"])
+    if name in ("ep", "ep_symmetric"):
+        return TwoPhase(config["beta"], symmetric=name == "ep_symmetric")
+    if name == "coupled":
+        return CoupledLearning(config["eta"])
+    return FiniteDifference(config["relative_step"])
+
+
+def _task_dimensions(task_cfg: dict) -> tuple[int, int]:
+    if task_cfg["name"] == "iris":
+        features = 8 if task_cfg["encoding"] == "differential" else 4
+        return features + (1 if task_cfg["bias"] else 0), 3
+    return task_cfg["inputs"], task_cfg["outputs"]
+
+
+def _edge_spec(value, default_count: int):
+    return default_count if value == "auto" else value
+
+
+def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> Network:
+    kind = cfg["builder"]
+    try:
+        if kind == "crossbar":
+            for key, want in (("input_edges", d_in), ("output_edges", d_out)):
+                value = cfg[key]
+                if value not in ("auto", want):
+                    raise ConfigError(f"{source}: network.{key} = {value!r}: a crossbar has one input edge "
+                                      f"per input line and one output edge per output line; use 'auto' ({want})")
+            return builders.crossbar(d_in, d_out, hidden=cfg["hidden"], cross_ohms=cfg["initial_ohms"],
+                                     source_ohms=cfg["source_ohms"], load_ohms=cfg["load_ohms"])
+        if kind == "lattice":
+            return builders.lattice(cfg["rows"], cfg["cols"], resistance=cfg["initial_ohms"],
+                                    inputs=_edge_spec(cfg["input_edges"], d_in),
+                                    outputs=_edge_spec(cfg["output_edges"], d_out))
+        if kind == "random":
+            counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
+            if not all(isinstance(c, int) for c in counts):
+                named = builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed)
+                return builders.with_default_roles(named, *counts)
+            return builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed, inputs=counts[0], outputs=counts[1])
+        net = load_network(cfg["path"])
+        inputs = None if cfg["input_edges"] == "auto" else cfg["input_edges"]
+        outputs = None if cfg["output_edges"] == "auto" else cfg["output_edges"]
+        if inputs is not None or outputs is not None:
+            net = net.with_roles(**({"input": inputs} if inputs is not None else {}),
+                                 **({"output": outputs} if outputs is not None else {}))
+        return net
+    except ConfigError:
+        raise
+    except HwlearnError as exc:
+        raise ConfigError(f"{source}: [network]: {exc}") from None
+
+
+def _named_edges(net: Network, names, key: str, source: str) -> np.ndarray:
+    try:
+        return net.edge_indices(names, key)
+    except HwlearnError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def build_experiment(config: dict, source: str = "<config>") -> Experiment:
+    seeds = config["seeds"]
+    rngs = {name: np.random.default_rng(seeds[name]) for name in ("shuffle", "noise", "device")}
+    d_in, d_out = _task_dimensions(config["task"])
+    net_cfg = config["network"]
+    net = build_network(net_cfg, d_in, d_out, source, seeds["init"])
+    inputs, outputs = net.inputs, net.outputs
+    if isinstance(net_cfg["input_edges"], list):
+        inputs = _named_edges(net, net_cfg["input_edges"], "network.input_edges", source)
+    if isinstance(net_cfg["output_edges"], list):
+        outputs = _named_edges(net, net_cfg["output_edges"], "network.output_edges", source)
+    if inputs.size != d_in or outputs.size != d_out:
+        raise ConfigError(f"{source}: the network has {inputs.size} input and {outputs.size} output edges, "
+                          f"the task '{config['task']['name']}' needs {d_in} and {d_out} "
+                          "(network.input_edges / network.output_edges)")
+    io = np.zeros(net.n_edges, dtype=bool)
+    io[inputs] = io[outputs] = True
+    tunable = ~io if net_cfg["tunable"] == "all" else np.isin(
+        np.arange(net.n_edges), _named_edges(net, net_cfg["tunable"], "network.tunable", source))
+    readable = np.ones(net.n_edges, dtype=bool) if net_cfg["readable"] == "all" else np.isin(
+        np.arange(net.n_edges), _named_edges(net, net_cfg["readable"], "network.readable", source))
+    clash = np.flatnonzero(tunable & io)
+    if clash.size:
+        raise ConfigError(f"{source}: network.tunable names {net.edge_names[clash[0]]}, an input or output edge")
+    net = net.with_roles(input=inputs, output=outputs, tunable=tunable, readable=readable)
+    ports = Ports.from_roles(net, inputs=inputs, outputs=outputs, gain=config["training"]["gamma"])
+
+    initial = net.resistance.copy()
+    tunable_idx = np.flatnonzero(tunable)
+    init_rng = np.random.default_rng(seeds["init"])
+    spread = net_cfg["initial_spread"]
+    initial[tunable_idx] = net_cfg["initial_ohms"] * np.exp(spread * init_rng.standard_normal(tunable_idx.size))
+
+    learnable = np.flatnonzero(tunable & readable)
+    mask = config["mask"]
+    if mask["kind"] == "random":
+        frozen = int(round(mask["frozen_fraction"] * learnable.size))
+        keep = np.random.default_rng(seeds["mask"]).permutation(learnable.size)[frozen:]
+        learnable = np.sort(learnable[keep])
+    elif mask["kind"] == "list":
+        chosen = _named_edges(net, mask["edges"], "mask.edges", source)
+        bad = [net.edge_names[k] for k in chosen if k not in set(learnable.tolist())]
+        if bad:
+            raise ConfigError(f"{source}: mask.edges = {mask['edges']!r}: {', '.join(bad)} cannot be updated "
+                              "(an update needs an edge that is tunable and readable)")
+        learnable = np.sort(chosen)
+    if learnable.size == 0:
+        raise ConfigError(f"{source}: no edge can be updated: check network.tunable, network.readable and [mask]")
+
+    task_cfg = config["task"]
+    if task_cfg["name"] == "iris":
+        task = IrisTask(test_fraction=task_cfg["test_fraction"], encoding=task_cfg["encoding"],
+                        bias=task_cfg["bias"], target_scale=task_cfg["target_scale"],
+                        noise_sigma=task_cfg["noise_sigma"], seed=seeds["split"])
+    else:
+        teacher = initial.copy()
+        t_rng = np.random.default_rng(seeds["teacher"])
+        teacher[tunable_idx] = net_cfg["initial_ohms"] * np.exp(
+            task_cfg["teacher_spread"] * t_rng.standard_normal(tunable_idx.size))
+        dev = config["device"]
+        teacher[tunable_idx] = np.clip(teacher[tunable_idx], dev["r_min"], dev["r_max"])
+        task = TeacherTask(ports, teacher, train_samples=task_cfg["train_samples"],
+                           test_samples=task_cfg["test_samples"], noise_sigma=task_cfg["noise_sigma"],
+                           seed=seeds["teacher"])
+    return Experiment(config, net, ports, task, make_rule(config["rule"]), learnable, initial, rngs, source)

@@ -1,0 +1,40 @@
+"""What the trainer trains: a simulated network or a bench, behind one small interface."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from hwlearn.network import Network
+from hwlearn.ports import Ports
+
+
+class Substrate(Protocol):
+    """A trainable network. ``learnable`` are the edges updates may touch (readable, tunable and
+    not frozen by the mask); every array over them follows that order."""
+
+    network: Network
+    ports: Ports
+    learnable: np.ndarray
+    description: str
+
+    def resistances(self) -> np.ndarray:
+        """(m,) the resistances the host knows (calibration or read-back), ohms."""
+
+    def gradient(self, rule, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(batch-mean gradient estimate on ``learnable`` (k,), measured free outputs (d_out, B))."""
+
+    def program(self, ohms: np.ndarray) -> np.ndarray:
+        """Write ``ohms`` (k,) to the learnable edges; returns what the host now knows they hold."""
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """(d_out, B) free-phase outputs, for evaluation."""
+
+    def phase_voltages(self, rule, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Resistor voltages of every edge in each of the rule's phases for ONE sample (m,)."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with ``restore``, put the substrate back exactly (checkpoints)."""
+
+    def restore(self, state: dict[str, np.ndarray]) -> None: ...

@@ -1,0 +1,70 @@
+"""The fast simulated substrate: whole batches through the solver's linear path.
+
+Ideal devices and no read noise: one factorisation and d_in + d_out solves per update, whatever
+the batch size (hwlearn.rules.linear). With read noise every phase is solved per sample and the
+noisy voltages go through the rule's measurement path (hwlearn.rules.simulate), as on a bench.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwlearn.network import Network
+from hwlearn.ports import Ports
+from hwlearn.rules import FiniteDifference, LinearResponse, per_sample_gradient_and_outputs, simulate_phases
+from simulator.circuit import SimulatedCircuit
+from simulator.devices import DeviceModel, make_device_model
+
+
+class FastSimulation:
+    """A simulated network with device models on its tunable edges; updates touch ``learnable``."""
+
+    def __init__(self, network: Network, ports: Ports, learnable: np.ndarray, device: DeviceModel,
+                 initial_ohms: np.ndarray, rng: np.random.Generator, backend: str = "auto"):
+        self.network = network
+        self.ports = ports
+        self.learnable = np.asarray(learnable, dtype=np.int64)
+        self.device = device
+        self.circuit = SimulatedCircuit(network, device, rng, initial_ohms, backend)
+        self.description = f"simulated ({self.circuit.solver.backend} solver, {device.name} devices)"
+
+    def resistances(self) -> np.ndarray:
+        return self.circuit.known_resistances()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.circuit.state()
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.circuit.restore(state)
+
+    def gradient(self, rule, x, y):
+        circuit = self.circuit
+        if isinstance(rule, FiniteDifference):
+            return (rule.estimate(circuit.solver, self.ports, circuit.true_resistances(), x, y, self.learnable),
+                    self.outputs(x))
+        fz, known = circuit.factorization(), circuit.known_resistances()
+        if self.device.read_noise_volts:
+            return per_sample_gradient_and_outputs(fz, self.ports, rule, x, y, self.learnable,
+                                                   known_ohms=known, measure=circuit.read)
+        response = LinearResponse(fz, self.ports, self.learnable, known_ohms=known)
+        return response.gradient(rule, x, y), response.outputs(x)
+
+    def program(self, ohms: np.ndarray) -> np.ndarray:
+        return self.circuit.program(self.learnable, ohms)
+
+    def outputs(self, x) -> np.ndarray:
+        return self.circuit.solve(self.ports.excitation(x)).edge_voltages(self.ports.outputs)
+
+    def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
+        fz = self.circuit.factorization()
+        if isinstance(rule, FiniteDifference):
+            return {"free": fz.solve(self.ports.excitation(x)).edge_voltages()[:, 0]}
+        measured, _ = simulate_phases(fz, self.ports, rule, x, y, np.arange(self.network.n_edges),
+                                      known_ohms=self.circuit.known_resistances())
+        return {name: m.voltages[:, 0] for name, m in measured.items()}
+
+
+def build_substrate(network: Network, ports: Ports, learnable: np.ndarray, device_config: dict,
+                    initial_ohms: np.ndarray, rng: np.random.Generator, backend: str = "auto") -> FastSimulation:
+    """The 'simulated' substrate of the registry, from a validated [device] table."""
+    return FastSimulation(network, ports, learnable, make_device_model(device_config), initial_ohms, rng, backend)
