@@ -10,6 +10,9 @@ from hwlearn.errors import ConfigError
 SUBSTRATES = {
     "simulated": "simulator.fast:build_substrate",
 }
+RIGS = {
+    "simulated": "simulator.rig:build_simulated_rig",
+}
 
 
 def lookup(table: dict[str, str], name: str, what: str):

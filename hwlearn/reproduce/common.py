@@ -1,0 +1,94 @@
+"""Shared pieces of the reproduction: study sizes, rule settings, training with a history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwlearn.config import resolve
+from hwlearn.experiment import build_experiment
+from hwlearn.training.session import settings_from
+from hwlearn.training.trainer import Trainer
+
+# Each rule with the learning rate of its example config. Two-phase and Coupled Learning estimate
+# the gradient scaled by the output conductance (1/1000 ohm here), hence 1000x the step (docs/iris.md).
+RULES = {
+    "omega": ({"name": "omega", "eta": 1e-3}, 30.0),
+    "ep": ({"name": "ep", "beta": 0.01}, 3e4),
+    "ep_symmetric": ({"name": "ep_symmetric", "beta": 0.01}, 3e4),
+    "coupled": ({"name": "coupled", "eta": 0.1}, 3e4),
+}
+LABELS = {"omega": "Omega-learning", "ep": "two-phase EP", "ep_symmetric": "two-phase EP, symmetric",
+          "coupled": "Coupled Learning"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much to compute: --quick for a smoke check, the full profile for the figures."""
+
+    name: str
+    seeds: int
+    epochs: int
+    bias_draws: int
+    betas: tuple[float, ...]
+    sigmas: tuple[float, ...]
+    train_sigmas: tuple[float, ...]
+    frozen: tuple[float, ...]
+
+
+QUICK = Profile("quick", seeds=3, epochs=40, bias_draws=3000, betas=(0.01, 0.03, 0.1, 0.3),
+                sigmas=(0.0, 0.05, 0.1), train_sigmas=(0.0, 0.1), frozen=(0.0, 0.3, 0.6, 0.9))
+FULL = Profile("full", seeds=10, epochs=100, bias_draws=40000, betas=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+               sigmas=(0.0, 0.02, 0.05, 0.1), train_sigmas=(0.0, 0.02, 0.05, 0.1),
+               frozen=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9))
+
+
+class History:
+    """A trainer recorder keeping the per-epoch metrics in memory."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+
+    def record_step(self, step, epoch, scalars, arrays=None):
+        if "train_loss" in scalars:
+            self.epochs.append(dict(scalars, epoch=epoch))
+
+    def event(self, *args, **kwargs):
+        pass
+
+    def checkpoint(self, *args, **kwargs):
+        pass
+
+    def set_summary(self, **values):
+        pass
+
+    def series(self, key: str) -> np.ndarray:
+        return np.array([row[key] for row in self.epochs])
+
+
+def experiment_doc(rule_name: str, epochs: int, **sections) -> dict:
+    """An experiment document for a rule with its learning rate; ``sections`` update tables."""
+    rule_doc, lr = RULES[rule_name]
+    doc = {"name": f"reproduce-{rule_name}", "rule": dict(rule_doc),
+           "training": {"learning_rate": lr, "epochs": epochs}}
+    for key, value in sections.items():
+        doc.setdefault(key, {}).update(value)
+    return doc
+
+
+def train(doc: dict, seed: int):
+    """Train one configuration; returns (History, experiment)."""
+    config = resolve(doc, "<reproduce>", seed=seed)
+    experiment = build_experiment(config)
+    history = History()
+    trainer = Trainer(experiment.substrate(), experiment.task, experiment.rule, settings_from(config),
+                      experiment.rngs, recorder=history)
+    trainer.run()
+    return history, experiment
+
+
+def mean_spread(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+            "n": int(values.size)}

@@ -1,0 +1,94 @@
+"""Training on a Rig: the trainer's Substrate interface, served by plans run by the engine.
+
+Every sample goes through the rig one phase at a time, exactly as on a bench; the gradient of a
+mini-batch is the rule's estimate from the stacked per-sample measurements, the same rule code
+the fast simulated path calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwlearn.engine import RunEngine
+from hwlearn.plans import check_rule_on_rig, finite_difference_plan, outputs_plan, program_plan, sample_plan
+from hwlearn.ports import Ports
+from hwlearn.rig import Rig
+from hwlearn.rules import FiniteDifference, PhaseMeasurement
+
+
+def _stack(per_sample: list[dict[str, PhaseMeasurement]]) -> dict[str, PhaseMeasurement]:
+    stacked = {}
+    for name in per_sample[0]:
+        volts = np.hstack([m[name].voltages for m in per_sample])
+        series = None
+        if per_sample[0][name].series is not None:
+            series = np.hstack([m[name].series for m in per_sample])
+        stacked[name] = PhaseMeasurement(volts, series)
+    return stacked
+
+
+class RigSubstrate:
+    def __init__(self, rig: Rig, ports: Ports, learnable: np.ndarray, rule, engine: RunEngine | None = None,
+                 description: str | None = None):
+        check_rule_on_rig(rule, rig.capabilities, ports, np.asarray(learnable))
+        self.rig = rig
+        self.network = rig.network
+        self.ports = ports
+        self.learnable = np.asarray(learnable, dtype=np.int64)
+        self.engine = engine or RunEngine(rig)
+        self.description = description or f"{type(rig).__name__} through plans"
+
+    def resistances(self) -> np.ndarray:
+        return np.asarray(self.rig.resistances(), dtype=float)
+
+    def gradient(self, rule, x, y):
+        known = self.resistances()
+        if isinstance(rule, FiniteDifference):
+            return self.engine.run(finite_difference_plan(rule, self.ports, self.learnable, x, y, known))
+        per_sample, outputs = [], []
+        for b in range(x.shape[1]):
+            measured, y_hat = self.engine.run(sample_plan(rule, self.ports, self.learnable, x[:, b], y[:, b], known))
+            per_sample.append(measured)
+            outputs.append(y_hat)
+        gradient = rule.gradient_from_measurements(_stack(per_sample), known[self.learnable])
+        return gradient, np.array(outputs).T
+
+    def program(self, ohms: np.ndarray) -> np.ndarray:
+        return self.engine.run(program_plan(self.learnable, ohms))
+
+    def outputs(self, x) -> np.ndarray:
+        x = np.atleast_2d(x)
+        return np.array([self.engine.run(outputs_plan(self.ports, x[:, b])) for b in range(x.shape[1])]).T
+
+    def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
+        """Every readable edge in each phase for one sample; NaN where the rig cannot read."""
+        readable = np.setdiff1d(self.rig.capabilities.readable, self.ports.outputs)
+        if isinstance(rule, FiniteDifference):
+            return {}
+        measured, _ = self.engine.run(sample_plan(rule, self.ports, readable, x[:, 0], y[:, 0], self.resistances()))
+        result = {}
+        for name, m in measured.items():
+            volts = np.full(self.network.n_edges, np.nan)
+            volts[readable] = m.voltages[:, 0]
+            result[name] = volts
+        return result
+
+    def state(self) -> dict[str, np.ndarray]:
+        state = {"known_ohms": self.resistances()}
+        if hasattr(self.rig, "circuit"):  # a simulated rig: its hidden state too, for exact resumes
+            state.update(self.rig.circuit.state())
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Back to a checkpoint: a simulated rig is restored exactly; a bench has its learnable
+        edges programmed to the checkpoint's values, then verified."""
+        if hasattr(self.rig, "circuit") and "true_ohms" in state:
+            self.rig.circuit.restore(state)
+            return
+        target = np.asarray(state["known_ohms"], dtype=float)[self.learnable]
+        achieved = self.program(target)
+        if not np.allclose(achieved, target, rtol=1e-9, atol=0):
+            worst = int(np.argmax(np.abs(achieved - target)))
+            k = self.learnable[worst]
+            raise RuntimeError(f"resume: edge {self.network.edge_names[k]} holds {achieved[worst]:.6g} ohm, the "
+                               f"checkpoint has {target[worst]:.6g} ohm; the bench cannot return to the checkpoint")

@@ -1,0 +1,153 @@
+"""Plans on a rig: the same trajectory as the fast path, refusal of impossible rules, engine states."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hwlearn.config import resolve
+from hwlearn.engine import EngineStopped, RunEngine
+from hwlearn.experiment import build_experiment
+from hwlearn.plans import Msg, PlanError, check_rule_on_rig, sample_plan
+from hwlearn.registry import RIGS, lookup
+from hwlearn.rig import Capabilities, RigError
+from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
+from hwlearn.training.rig_substrate import RigSubstrate
+from hwlearn.training.session import settings_from
+from hwlearn.training.trainer import Trainer
+
+LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}
+
+
+def _rig_setup(doc, seed=2):
+    config = resolve(doc, "<test>", seed=seed)
+    exp = build_experiment(config)
+    rig = lookup(RIGS, "simulated", "rig")(exp.network, config["device"], exp.initial_ohms, exp.rngs["device"])
+    return config, exp, rig
+
+
+@pytest.mark.parametrize("rule", list(LEARNING_RATES))
+def test_plan_path_on_the_ideal_simulated_rig_follows_the_fast_path(rule):
+    doc = {"rule": {"name": rule}, "training": {"epochs": 2, "learning_rate": LEARNING_RATES[rule]}}
+    config, fast_exp, _ = _rig_setup(doc)
+    fast = fast_exp.substrate()
+    Trainer(fast, fast_exp.task, fast_exp.rule, settings_from(config), fast_exp.rngs).run()
+    config, exp, rig = _rig_setup(doc)
+    Trainer(RigSubstrate(rig, exp.ports, exp.learnable, exp.rule), exp.task, exp.rule, settings_from(config),
+            exp.rngs).run()
+    a, b = fast.circuit.true_resistances(), rig.circuit.true_resistances()
+    assert np.max(np.abs(a - b) / a) < 1e-9
+    assert not np.allclose(a, exp.initial_ohms)  # it did learn
+
+
+def test_finite_differences_through_the_rig_match_the_solver_reference():
+    config, exp, rig = _rig_setup({"rule": {"name": "finite_difference", "relative_step": 1e-4}})
+    sub = RigSubstrate(rig, exp.ports, exp.learnable, exp.rule)
+    x, y = exp.task.train.x[:, :4], exp.task.train.y[:, :4]
+    via_rig, _ = sub.gradient(exp.rule, x, y)
+    reference = FiniteDifference(1e-4).estimate(rig.circuit.solver, exp.ports, rig.circuit.true_resistances(),
+                                                x, y, exp.learnable)
+    assert np.allclose(via_rig, reference, rtol=1e-6)
+    assert np.array_equal(rig.resistances(), rig.circuit.known_resistances())
+    assert np.allclose(rig.resistances()[exp.learnable], exp.initial_ohms[exp.learnable])  # restored
+
+
+def test_omega_sample_plan_is_the_documented_phase_sequence():
+    config, exp, rig = _rig_setup({})
+    plan = sample_plan(Omega(), exp.ports, exp.learnable[:3], exp.task.train.x[:, 0], exp.task.train.y[:, 0],
+                       rig.resistances())
+    verbs, result = [], None
+    try:
+        msg = next(plan)
+        while True:
+            verbs.append(msg.verb if msg.verb != "drive_outputs" else f"drive_outputs:{msg.args[0]}")
+            result = {"measure": lambda: np.zeros(len(msg.args[0]))}.get(msg.verb, lambda: None)()
+            msg = plan.send(result)
+    except StopIteration:
+        pass
+    assert verbs == ["drive_outputs:open", "set_inputs", "measure", "set_inputs", "drive_outputs:current",
+                     "measure", "drive_outputs:open"]
+
+
+@pytest.mark.parametrize("rule, modes, message", [
+    (CoupledLearning(0.1), {"open", "current"}, "needs voltage clamps across the output edges"),
+    (Omega(), {"open", "clamp"}, "needs current sources beside the output edges"),
+    (TwoPhase(0.1), {"open"}, "needs current sources"),
+])
+def test_a_rule_the_rig_cannot_run_is_refused_naming_the_missing_capability(rule, modes, message):
+    config, exp, rig = _rig_setup({})
+    caps = Capabilities(frozenset(modes), rig.capabilities.readable, rig.capabilities.tunable)
+    with pytest.raises(PlanError, match=message):
+        check_rule_on_rig(rule, caps, exp.ports, exp.learnable)
+
+
+def test_updates_on_unreadable_edges_are_refused_naming_them():
+    config, exp, rig = _rig_setup({})
+    readable = np.setdiff1d(rig.capabilities.readable, exp.learnable[:2])
+    caps = Capabilities(rig.capabilities.output_modes, readable, rig.capabilities.tunable)
+    names = ", ".join(exp.network.edge_names[k] for k in exp.learnable[:2])
+    with pytest.raises(PlanError, match=f"edges {names} are not readable"):
+        check_rule_on_rig(Omega(), caps, exp.ports, exp.learnable)
+
+
+class _SafeCounter:
+    def __init__(self, rig):
+        self.calls = 0
+        original = rig.safe_state
+
+        def counted():
+            self.calls += 1
+            original()
+        rig.safe_state = counted
+
+
+def test_a_rig_error_inside_a_plan_fails_the_engine_and_leaves_the_rig_safe():
+    config, exp, rig = _rig_setup({})
+    safe = _SafeCounter(rig)
+    engine = RunEngine(rig)
+
+    def bad_plan():
+        yield Msg("set_inputs", (np.ones(exp.ports.n_inputs),))
+        yield Msg("program", (np.array([0]), np.array([500.0])))  # Rin0, a source resistor, is not tunable
+
+    with pytest.raises(RigError, match="not tunable: Rin0"):
+        engine.run(bad_plan())
+    assert engine.state == "failed" and safe.calls == 1
+    assert np.all(rig._inputs == 0) and rig._drive[0] == "open"
+
+
+def test_pause_holds_at_the_next_plan_boundary_and_abort_ends_the_run():
+    config, exp, rig = _rig_setup({})
+    engine = RunEngine(rig)
+    sub = RigSubstrate(rig, exp.ports, exp.learnable, exp.rule, engine=engine)
+    x = exp.task.train.x[:, :1]
+    sub.outputs(x)
+    engine.pause()
+    done = threading.Event()
+
+    def later():
+        sub.outputs(x)
+        done.set()
+
+    worker = threading.Thread(target=later)
+    worker.start()
+    time.sleep(0.3)
+    assert not done.is_set() and engine.state == "paused"
+    engine.resume()
+    worker.join(5)
+    assert done.is_set()
+    engine.abort()
+    with pytest.raises(EngineStopped):
+        sub.outputs(x)
+
+
+def test_emergency_stop_puts_the_rig_in_its_safe_state_at_once():
+    config, exp, rig = _rig_setup({})
+    safe = _SafeCounter(rig)
+    engine = RunEngine(rig)
+    rig.set_inputs(np.ones(exp.ports.n_inputs))
+    engine.estop()
+    assert safe.calls == 1 and np.all(rig._inputs == 0)
+    with pytest.raises(EngineStopped):
+        engine.run(iter([Msg("set_inputs", (np.ones(exp.ports.n_inputs),))]))
