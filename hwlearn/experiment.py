@@ -103,12 +103,21 @@ def _named_edges(net: Network, names, key: str, source: str) -> np.ndarray:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def build_experiment(config: dict, source: str = "<config>") -> Experiment:
+def build_experiment(config: dict, source: str = "<config>", network: Network | None = None) -> Experiment:
+    """The experiment's objects. ``network``: a given network (a bench's board) with its roles,
+    used instead of [network]'s builder; 'all' for tunable/readable then means its roles."""
     seeds = config["seeds"]
     rngs = {name: np.random.default_rng(seeds[name]) for name in ("shuffle", "noise", "device")}
     d_in, d_out = _task_dimensions(config["task"])
     net_cfg = config["network"]
-    net = build_network(net_cfg, d_in, d_out, source, seeds["init"])
+    if network is None:
+        net = build_network(net_cfg, d_in, d_out, source, seeds["init"])
+    else:
+        for key in ("input_edges", "output_edges"):
+            if isinstance(net_cfg[key], int):
+                raise ConfigError(f"{source}: network.{key} = {net_cfg[key]!r}: with a bench, name the edges "
+                                  "or use 'auto' (the bench's wiring)")
+        net = network
     inputs, outputs = net.inputs, net.outputs
     if isinstance(net_cfg["input_edges"], list):
         inputs = _named_edges(net, net_cfg["input_edges"], "network.input_edges", source)
@@ -120,9 +129,11 @@ def build_experiment(config: dict, source: str = "<config>") -> Experiment:
                           "(network.input_edges / network.output_edges)")
     io = np.zeros(net.n_edges, dtype=bool)
     io[inputs] = io[outputs] = True
-    tunable = ~io if net_cfg["tunable"] == "all" else np.isin(
+    all_tunable = net.roles["tunable"] & ~io if network is not None else ~io
+    all_readable = net.roles["readable"] | net.roles["output"] if network is not None else np.ones(net.n_edges, bool)
+    tunable = all_tunable if net_cfg["tunable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["tunable"], "network.tunable", source))
-    readable = np.ones(net.n_edges, dtype=bool) if net_cfg["readable"] == "all" else np.isin(
+    readable = all_readable if net_cfg["readable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["readable"], "network.readable", source))
     clash = np.flatnonzero(tunable & io)
     if clash.size:

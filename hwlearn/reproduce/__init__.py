@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hwlearn.reproduce import figures, iris_parity, noise_bias, partial_updates
-from hwlearn.reproduce.common import FULL, QUICK, Profile
+from hwlearn.reproduce.common import FULL, QUICK, Profile, TrainingPool
 
 SCHEMA = "hwlearn.reproduce/1"
 
@@ -32,10 +32,11 @@ def reproduce(out_dir: Path, quick: bool = False, progress=print, profile: Profi
     profile = profile or (QUICK if quick else FULL)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    iris = iris_parity.run(profile, progress)
-    bias = noise_bias.gradient_bias(profile, progress)
-    noisy = noise_bias.training_under_noise(profile, progress)
-    partial = partial_updates.run(profile, progress)
+    with TrainingPool() as pool:
+        iris = iris_parity.run(profile, pool, progress)
+        bias = noise_bias.gradient_bias(profile, progress)
+        noisy = noise_bias.training_under_noise(profile, pool, progress)
+        partial = partial_updates.run(profile, pool, progress)
     paths = [
         figures.iris_curves(iris, out_dir / "iris_parity.png"),
         figures.gradient_bias(bias, profile.sigmas, out_dir / "noise_gradient_bias.png"),

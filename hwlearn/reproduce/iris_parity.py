@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwlearn.reproduce.common import RULES, Profile, experiment_doc, mean_spread, train
+from hwlearn.reproduce.common import RULES, Profile, TrainingPool, experiment_doc, mean_spread
 
 
-def run(profile: Profile, progress) -> dict:
+def run(profile: Profile, pool: TrainingPool, progress) -> dict:
     curves, finals = {}, {}
-    ceilings = []
+    ceilings = None
     for rule in RULES:
-        losses, accuracies, final_acc, final_loss = [], [], [], []
-        for seed in range(profile.seeds):
-            history, experiment = train(experiment_doc(rule, profile.epochs), seed)
-            losses.append(history.series("train_loss"))
-            accuracies.append(history.series("test_accuracy"))
-            final_acc.append(accuracies[-1][-1])
-            final_loss.append(history.series("test_loss")[-1])
-            if rule == "omega":
-                ceilings.append(experiment.task.linear_ceiling()["test_accuracy"])
-            progress(f"iris {rule} seed {seed}: test accuracy {final_acc[-1]:.3f}")
-        curves[rule] = {"train_loss": np.array(losses), "test_accuracy": np.array(accuracies)}
-        finals[rule] = {"test_accuracy": mean_spread(final_acc), "test_loss": mean_spread(final_loss),
+        runs = pool.curves([(experiment_doc(rule, profile.epochs), seed) for seed in range(profile.seeds)])
+        losses = np.array([r["train_loss"] for r in runs])
+        accuracies = np.array([r["test_accuracy"] for r in runs])
+        ceilings = [r["ceiling"] for r in runs]
+        curves[rule] = {"train_loss": losses, "test_accuracy": accuracies}
+        finals[rule] = {"test_accuracy": mean_spread(accuracies[:, -1]),
+                        "test_loss": mean_spread([r["test_loss"][-1] for r in runs]),
                         "instability": mean_spread([_instability(c) for c in losses])}
+        progress(f"iris {rule}: test accuracy {accuracies[:, -1].mean():.3f} over {profile.seeds} seeds")
     return {"curves": curves, "finals": finals, "ceiling": mean_spread(ceilings),
             "epochs": np.arange(profile.epochs + 1)}
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
-from hwlearn.reproduce.common import Profile, experiment_doc, mean_spread, train
+from hwlearn.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, TwoPhase
 from hwlearn.solver import Excitation
 
@@ -99,17 +99,14 @@ NOISE_RULES = {"omega": {"name": "omega", "eta": 1e-3}, "ep": {"name": "ep", "be
                "ep_symmetric": {"name": "ep_symmetric", "beta": 0.1}}
 
 
-def training_under_noise(profile: Profile, progress) -> dict:
+def training_under_noise(profile: Profile, pool: TrainingPool, progress) -> dict:
     """Final clean test loss after training with noisy targets (two-phase at beta = 0.1)."""
     results = {}
     for rule, rule_doc in NOISE_RULES.items():
         results[rule] = {}
         for sigma in profile.train_sigmas:
-            losses = []
-            for seed in range(profile.seeds):
-                doc = experiment_doc(rule, profile.epochs, task={"noise_sigma": sigma}, rule=rule_doc)
-                history, _ = train(doc, seed)
-                losses.append(history.series("test_loss")[-1])
+            doc = experiment_doc(rule, profile.epochs, task={"noise_sigma": sigma}, rule=rule_doc)
+            losses = [r["test_loss"][-1] for r in pool.curves([(doc, seed) for seed in range(profile.seeds)])]
             results[rule][str(sigma)] = mean_spread(losses)
             progress(f"noisy training {rule} sigma {sigma}: test loss {np.mean(losses):.4e}")
     return results
