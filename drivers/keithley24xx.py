@@ -106,6 +106,8 @@ class KeithleySourceMeter(ScpiErrorQueue):
     SENSE: dict[str, str] = {}
     OUTPUT = ":OUTP {state}"
     OUTPUT_QUERY = ":OUTP?"
+    OUTPUT_OFF_MODE = ":OUTP:SMOD {mode}"
+    OFF_MODES = ("HIMP", "NORM", "ZERO", "GUAR")
     MEASURE = ":READ?"
     ERROR_QUERY = ":SYST:ERR?"
 
@@ -210,6 +212,17 @@ class KeithleySourceMeter(ScpiErrorQueue):
             self._ramp(function, 0.0, target)
             self._level = target
 
+    def set_output_off_mode(self, mode: str) -> None:
+        """What the terminals are while the output is off (both manuals, ``:OUTPut:SMODe``):
+        'HIMP' opens the output relay (an open circuit), 'NORM' (the *RST default) sources 0 V
+        with a small current limit, 'ZERO' 0 V, 'GUAR' 0 A. A bench that uses 'output off' as
+        an open circuit must select 'HIMP'."""
+        if mode not in self.OFF_MODES:
+            raise LimitError(self.label, f"output-off mode {mode!r} is not one of "
+                                         f"{self.OFF_MODES}; nothing was sent")
+        with self.transport.lock:
+            self.transport.write(self.OUTPUT_OFF_MODE.format(mode=mode))
+
     def output_off(self) -> None:
         """Ramp to 0, then switch the output off. The programmed level stays 0."""
         with self.transport.lock:
@@ -232,6 +245,12 @@ class KeithleySourceMeter(ScpiErrorQueue):
                 raise InstrumentError(self.label, "the output is off; switch it on before "
                                                   "measuring")
             reply = self.transport.query(self.MEASURE, timeout_s=self.measure_timeout_s)
+        return self.reading_from_reply(reply, function)
+
+    def reading_from_reply(self, reply: str, function: str) -> SmuReading:
+        """The checks of measure() on a MEASURE reply obtained elsewhere (a bench that sends
+        MEASURE inside a longer command line): ReadingError for overrange or NaN,
+        ComplianceError for a reading taken while the source was limited."""
         reading, overflow = self.parse_reading(reply, function)
         for what, value, unit in (("volts", reading.volts, "V"), ("amps", reading.amps, "A")):
             if math.isnan(value) or abs(value) >= OVERRANGE * 0.99 or overflow:

@@ -46,6 +46,7 @@ class _KeithleySmu(ScpiDevice):
         self.limit = dict(self.DEFAULT_LIMIT)
         self.output = False
         self.sense: set[str] = {"CURR"}
+        self.off_mode = "NORM"  # :OUTPut:SMODe; the backend models every output-off state as open
         self.reset_time = self.clock()
 
     def reset(self) -> None:
@@ -112,6 +113,13 @@ class _KeithleySmu(ScpiDevice):
         _none(params)
         return "1" if self.output else "0"
 
+    def _set_off_mode(self, params: list[str]) -> None:
+        self.off_mode = scpi.choice(_one(params), "HIMPedance", "NORMal", "ZERO", "GUARd")
+
+    def _get_off_mode(self, params: list[str]) -> str:
+        _none(params)
+        return self.off_mode
+
     def _read(self) -> SourceReading:
         return self.backend.read_source(self.name)
 
@@ -145,6 +153,7 @@ class Keithley2400Emulator(_KeithleySmu):
         c(":FORMat:ELEMents[:SENSe[1]]", set=self._set_elements,
           query=lambda p: ",".join(self.elements))
         c(":OUTPut[1][:STATe]", set=self._set_output, query=self._get_output)
+        c(":OUTPut[1]:SMODe", set=self._set_off_mode, query=self._get_off_mode)
         c(":READ", query=self._read_query)
         c(":ABORt", set=lambda p: None)
 
@@ -249,6 +258,7 @@ class Keithley2450Emulator(_KeithleySmu):
             c(f":SOURce[1]:{long}:{limit}[:LEVel]:TRIPped", query=self._tripped(function))
         c("[:SENSe[1]]:FUNCtion[:ON]", set=self._set_sense, query=self._get_sense)
         c(":OUTPut[1][:STATe]", set=self._set_output, query=self._get_output)
+        c(":OUTPut[1]:SMODe", set=self._set_off_mode, query=self._get_off_mode)
         c(":READ", query=self._read_query)
         c(":ABORt", set=lambda p: None)
 

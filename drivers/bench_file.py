@@ -1,0 +1,606 @@
+"""The bench file (TOML): instruments, addresses, limits, wiring and calibration of one bench.
+
+``load_bench_file(path)`` validates everything before any instrument is opened and returns a
+BenchConfig. Every error names the file, the key, the value and what is allowed, e.g.
+``bench.toml: wiring.mux.Rh0_1 = 121: the DMM card has channels 101-120``. docs/bench.md lists
+every key. Sign conventions are those of hwlearn.network: edge k runs from node ``a`` to node
+``b``; ``at_a`` says which instrument terminal (HI or LO) is connected at the edge's ``a`` end.
+
+Roles come from the wiring: input edges carry a source-measure unit in series, output edges one
+across their resistor, readable edges are spanned by a multiplexer channel (outputs must be: the
+bench reads outputs with the scan, see docs/bench.md), tunable edges are board channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from drivers.calibration import ChannelCalibration
+from drivers.resources import Resource, check_resource
+from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
+from hwlearn.errors import ConfigError, HwlearnError
+from hwlearn.network import Network
+
+SMU_DRIVERS = ("keithley2400", "keithley2450")
+DMM_DRIVERS = ("keysight34970a",)
+BOARD_DRIVERS = ("resistor_board",)
+DRIVERS = SMU_DRIVERS + DMM_DRIVERS + BOARD_DRIVERS
+SMU_HARDWARE = {"max_volts": 210.0, "max_amps": 1.05}   # both models' largest source levels
+DMM_CARDS = {"34901A": 20, "34902A": 16, "34908A": 40}  # voltage channels per module
+DMM_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)
+DMM_NPLCS = (0.02, 0.2, 1.0, 2.0, 10.0, 20.0, 100.0, 200.0)
+BOARD_MAX_CHANNELS = 16  # what the firmware's request parser holds (board_core.h MAX_CHANNELS)
+TERMINALS = ("HI", "LO")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+def _positive(doc: str, default=REQUIRED, **kw) -> Field:
+    return Field("float", default, doc, minimum=0.0, exclusive_minimum=True, **kw)
+
+
+BENCH = Section({
+    "name": Field("str", REQUIRED, "a label for reports and run metadata"),
+    "allow_remote": Field("bool", False, "allow resources on hosts other than 127.0.0.1/localhost"),
+    "max_total_watts": _positive("rig-level limit: the sum over every source of its worst-case "
+                                 "|level| x compliance, watts"),
+    "compliance_margin": Field("float", 0.02, "a current-mode output whose resistor voltage is "
+                               "within this fraction of its voltage limit counts as in compliance",
+                               minimum=0.0, maximum=0.5),
+}, doc="the bench", required=True)
+
+NETWORK = Section({
+    "builder": Field("str", REQUIRED, "how the board's topology is made",
+                     choices=("lattice", "crossbar", "random", "file")),
+    "rows": Field("int", REQUIRED, "lattice: rows of nodes", minimum=1),
+    "cols": Field("int", REQUIRED, "lattice: columns of nodes", minimum=1),
+    "resistance_ohms": _positive("lattice: nominal resistance of every edge", 1000.0),
+    "inputs": Field("int", REQUIRED, "crossbar: input lines", minimum=1),
+    "outputs": Field("int", REQUIRED, "crossbar: output lines", minimum=1),
+    "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),
+    "cross_ohms": _positive("crossbar: nominal crosspoint resistance", 10_000.0),
+    "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
+    "load_ohms": _positive("crossbar: resistance of each output line's load edge", 1000.0),
+    "nodes": Field("int", REQUIRED, "random: node count", minimum=2),
+    "edges": Field("int", REQUIRED, "random: edge count", minimum=1),
+    "seed": Field("int", REQUIRED, "random: the graph's seed", minimum=0),
+    "ohms_min": _positive("random: lowest nominal resistance", 100.0),
+    "ohms_max": _positive("random: highest nominal resistance", 10_000.0),
+    "path": Field("str", REQUIRED, "file: a network file (.json) or SPICE netlist, relative to "
+                  "the bench file"),
+}, doc="the board's topology and nominal resistances (edge overrides: [network.nominal_ohms])",
+   variant_key="builder",
+   variants={"lattice": ("rows", "cols", "resistance_ohms"),
+             "crossbar": ("inputs", "outputs", "hidden", "cross_ohms", "source_ohms", "load_ohms"),
+             "random": ("nodes", "edges", "seed", "ohms_min", "ohms_max"),
+             "file": ("path",)}, required=True)
+
+INSTRUMENT = Section({
+    "driver": Field("str", REQUIRED, "which driver talks to it", choices=DRIVERS),
+    "resource": Field("str", REQUIRED, "VISA resource (SCPI instruments) or serial port (board)"),
+    "timeout_s": _positive("reply timeout, seconds", 5.0),
+    "retries": Field("int", 1, "query retries after a timeout", minimum=0, maximum=5),
+    "serial": Field("str", None, "the serial number *IDN? must report (guards against swapped "
+                    "addresses of identical units)"),
+    # source-measure units
+    "max_volts": _positive("largest |V| sourced and largest voltage compliance"),
+    "max_amps": _positive("largest |I| sourced and largest current compliance"),
+    "max_watts": _positive("largest worst-case |level| x compliance"),
+    "ramp_volts": _positive("largest voltage step while the output is on"),
+    "ramp_amps": _positive("largest current step while the output is on"),
+    "compliance_amps": _positive("current limit while sourcing volts (inputs, clamps)", None),
+    "compliance_volts": _positive("voltage limit while sourcing current (open and current "
+                                  "outputs)", None),
+    "measure_timeout_s": _positive("timeout of a measurement (:READ?)", None),
+    # scanning voltmeter
+    "cards": Field("list[str]", ["34901A"], "multiplexer module in slot 1, 2, 3",
+                   choices=tuple(DMM_CARDS)),
+    "volt_range": Field("str|float", "AUTO", "DC volts range: 'AUTO' or one of "
+                        f"{', '.join(f'{r:g}' for r in DMM_RANGES)}"),
+    "nplc": Field("float", 1.0, "integration time, power-line cycles", choices=DMM_NPLCS),
+    "read_timeout_s": _positive("timeout of one scan (READ?)", None),
+    # resistor board
+    "channels": Field("int", REQUIRED, "channels the board has (INFO? must report them)",
+                      minimum=1, maximum=BOARD_MAX_CHANNELS),
+    "model": Field("str", None, "the model *IDN? must report, e.g. 'RB16-MCP4251'"),
+    "baudrate": Field("int", 115200, "serial baud rate", minimum=300),
+    "heartbeat_s": _positive("period of the heartbeat that feeds the board's watchdog "
+                             "(default: a quarter of its timeout)", None),
+}, variant_key="driver", variants={
+    **{d: ("max_volts", "max_amps", "max_watts", "ramp_volts", "ramp_amps", "compliance_amps",
+           "compliance_volts", "measure_timeout_s") for d in SMU_DRIVERS},
+    "keysight34970a": ("cards", "volt_range", "nplc", "read_timeout_s"),
+    "resistor_board": ("channels", "model", "baudrate", "heartbeat_s"),
+    "*": ("resource", "timeout_s", "retries", "serial"),
+})
+
+SOURCE_WIRE = Section({
+    "smu": Field("str", REQUIRED, "the source-measure unit (an [instruments] name)"),
+    "at_a": Field("str", "HI", "the unit's terminal at the edge's a node", choices=TERMINALS),
+})
+MUX_WIRE = Section({
+    "channel": Field("int", REQUIRED, "the multiplexer channel (slot x 100 + n)"),
+    "at_a": Field("str", "HI", "the channel's terminal at the a end of the edge's resistor",
+                  choices=TERMINALS),
+})
+BOARD_WIRE = Section({
+    "board": Field("str", REQUIRED, "the resistor board (an [instruments] name)"),
+    "channel": Field("int", REQUIRED, "the board channel, from 0", minimum=0),
+})
+CALIBRATION = Section({
+    "levels": Field("int", 256, "linear model: code steps across the end-to-end resistance",
+                    minimum=1),
+    "wiper_ohms": Field("float", 75.0, "linear model: resistance at code 0", minimum=0.0),
+    "end_to_end_ohms": _positive("linear model: resistance added by `levels` codes", 10_000.0),
+    "code_min": Field("int", 0, "lowest code the bench may write", minimum=0),
+    "code_max": Field("int", None, "highest code the bench may write (default: levels)",
+                      minimum=0),
+    "table": Field("list[float]", None, "explicit ohms of codes code_min..code_max (instead of "
+                   "the linear model)", minimum=0.0, exclusive_minimum=True),
+})
+
+TOP_LEVEL = ("bench", "network", "instruments", "wiring", "calibration")
+WIRING_TABLES = ("inputs", "outputs", "mux", "board")
+
+
+# ------------------------------------------------------------------------------ the result
+@dataclass(frozen=True)
+class InstrumentConfig:
+    """One [instruments.<name>] table, validated; ``settings`` holds the driver's keys."""
+
+    name: str
+    driver: str
+    resource: str
+    link: Resource
+    timeout_s: float
+    retries: int
+    serial: str | None
+    settings: Mapping[str, object]
+
+    @property
+    def kind(self) -> str:
+        return ("smu" if self.driver in SMU_DRIVERS else
+                "dmm" if self.driver in DMM_DRIVERS else "board")
+
+    def __getitem__(self, key: str):
+        return self.settings[key]
+
+
+@dataclass(frozen=True)
+class SourceWire:
+    """A source-measure unit on an edge: in series (input) or across the resistor (output)."""
+
+    edge: int
+    edge_name: str
+    smu: str
+    at_a: str
+
+    @property
+    def polarity(self) -> int:
+        """+1 if HI is at the a node: the unit's volts are then the edge's (v = p[a] - p[b])."""
+        return 1 if self.at_a == "HI" else -1
+
+
+@dataclass(frozen=True)
+class MuxWire:
+    edge: int
+    edge_name: str
+    channel: int
+    at_a: str
+
+    @property
+    def polarity(self) -> int:
+        return 1 if self.at_a == "HI" else -1
+
+
+@dataclass(frozen=True)
+class BoardWire:
+    edge: int
+    edge_name: str
+    board: str
+    channel: int
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A validated bench file. ``network`` carries the roles the wiring implies; wiring tuples
+    are in edge order; ``calibration[board][channel]`` maps codes to ohms."""
+
+    source: str
+    name: str
+    allow_remote: bool
+    max_total_watts: float
+    compliance_margin: float
+    network: Network
+    instruments: Mapping[str, InstrumentConfig]
+    inputs: tuple[SourceWire, ...]
+    outputs: tuple[SourceWire, ...]
+    mux: tuple[MuxWire, ...]
+    board_wiring: tuple[BoardWire, ...]
+    calibration: Mapping[str, Mapping[int, ChannelCalibration]]
+
+    def of_kind(self, kind: str) -> list[InstrumentConfig]:
+        return [i for i in self.instruments.values() if i.kind == kind]
+
+    @property
+    def dmm(self) -> InstrumentConfig | None:
+        found = self.of_kind("dmm")
+        return found[0] if found else None
+
+    def with_resources(self, resources: Mapping[str, str]) -> "BenchConfig":
+        """A copy whose instruments are reached at ``resources`` (name -> resource string),
+        e.g. the ephemeral ports of a virtual twin. Each is checked like the file's."""
+        instruments = dict(self.instruments)
+        for name, text in resources.items():
+            old = instruments[name]
+            try:
+                link = check_resource(text, "serial" if old.kind == "board" else "scpi",
+                                      self.allow_remote)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: resource {text!r}: {exc}") from None
+            instruments[name] = dataclasses.replace(old, resource=text, link=link)
+        return dataclasses.replace(self, instruments=instruments)
+
+
+# ------------------------------------------------------------------------------ loading
+def load_bench_file(path: str | Path) -> BenchConfig:
+    """Read and validate a bench file; raises ConfigError naming file, key, value, allowed."""
+    path = Path(path)
+    return validate_bench(load_toml(path), str(path), base_dir=path.parent)
+
+
+def validate_bench(doc: dict, source: str, base_dir: Path = Path(".")) -> BenchConfig:
+    return _Checker(source, base_dir).bench(doc)
+
+
+class _Checker(Validator):
+    def __init__(self, source: str, base_dir: Path):
+        super().__init__(source)
+        self.base_dir = base_dir
+
+    def bench(self, doc: dict) -> BenchConfig:
+        if not isinstance(doc, dict):
+            self.fail("document", doc, "must be a table")
+        for key in doc:
+            if key not in TOP_LEVEL:
+                raise ConfigError(f"{self.source}: unknown table [{key}]; allowed: "
+                                  f"{', '.join(TOP_LEVEL)}")
+        for key in TOP_LEVEL:
+            if key not in doc:
+                raise ConfigError(f"{self.source}: missing table [{key}]")
+        bench = self.section("bench", doc["bench"], BENCH)
+        network = self.network(doc["network"])
+        instruments = self.instruments(doc["instruments"], bench["allow_remote"])
+        wiring = self.wiring(doc["wiring"], network, instruments)
+        calibration = self.calibration(doc["calibration"], instruments, wiring["board"])
+        inputs, outputs, mux, board = (wiring[k] for k in WIRING_TABLES)
+        file_path = doc["network"].get("path") if doc["network"].get("builder") == "file" else None
+        network = self.roles(network, inputs, outputs, mux, board, file_path)
+        return BenchConfig(self.source, bench["name"], bench["allow_remote"],
+                           bench["max_total_watts"], bench["compliance_margin"], network,
+                           instruments, inputs, outputs, mux, board, calibration)
+
+    # -- [network] ----------------------------------------------------------------------------
+    def network(self, doc) -> Network:
+        if not isinstance(doc, dict):
+            self.fail("network", doc, "must be a table")
+        doc = dict(doc)
+        nominal = doc.pop("nominal_ohms", {})
+        spec = self.section("network", doc, NETWORK)
+        net = self.build(spec)
+        if not isinstance(nominal, dict):
+            self.fail("network.nominal_ohms", nominal, "must be a table of edge name = ohms")
+        if nominal:
+            ohms = net.resistance.copy()
+            for name, value in nominal.items():
+                key = f"network.nominal_ohms.{name}"
+                value = self.value(key, value, _positive(""))
+                ohms[self.edge(key, name, net)] = value
+            net = net.with_resistances(ohms)
+        return net
+
+    def build(self, spec: dict) -> Network:
+        from hwlearn import builders
+
+        kind = spec["builder"]
+        try:
+            if kind == "lattice":
+                if spec["rows"] * spec["cols"] < 2:
+                    self.fail("network.rows", spec["rows"], "a lattice needs at least 2 nodes")
+                return builders.lattice(spec["rows"], spec["cols"], resistance=spec["resistance_ohms"])
+            if kind == "crossbar":
+                return builders.crossbar(spec["inputs"], spec["outputs"], hidden=spec["hidden"],
+                                         cross_ohms=spec["cross_ohms"], source_ohms=spec["source_ohms"],
+                                         load_ohms=spec["load_ohms"])
+            if kind == "random":
+                if spec["ohms_min"] >= spec["ohms_max"]:
+                    self.fail("network.ohms_min", spec["ohms_min"],
+                              f"must be below network.ohms_max = {spec['ohms_max']!r}")
+                return builders.random_graph(spec["nodes"], spec["edges"], seed=spec["seed"],
+                                             ohms_range=(spec["ohms_min"], spec["ohms_max"]))
+            from hwlearn.network_file import load_network
+
+            return load_network(str(self.base_dir / spec["path"]))
+        except ConfigError:
+            raise
+        except HwlearnError as exc:
+            raise ConfigError(f"{self.source}: [network] builder = {kind!r}: {exc}") from None
+
+    def edge(self, key: str, name: str, net: Network) -> int:
+        lookup = {n.lower(): k for k, n in enumerate(net.edge_names)}
+        if name.lower() not in lookup:
+            example = ", ".join(net.edge_names[:4])
+            self.fail(key, name, f"the network has no edge named {name!r} "
+                                 f"({net.n_edges} edges, e.g. {example})")
+        return lookup[name.lower()]
+
+    # -- [instruments] -------------------------------------------------------------------------
+    def instruments(self, doc, allow_remote: bool) -> dict[str, InstrumentConfig]:
+        if not isinstance(doc, dict) or not doc:
+            self.fail("instruments", doc, "must be a table of [instruments.<name>] tables")
+        found = {}
+        for name, table in doc.items():
+            if not NAME.fullmatch(name):
+                self.fail(f"instruments.{name}", table, "an instrument name is a letter followed "
+                                                        "by up to 31 letters, digits or _")
+            found[name] = self.instrument(name, table, allow_remote)
+        dmms = [n for n, i in found.items() if i.kind == "dmm"]
+        if len(dmms) > 1:
+            self.fail(f"instruments.{dmms[1]}.driver", found[dmms[1]].driver,
+                      f"a bench has one scanning voltmeter; {dmms[0]} is one already")
+        return found
+
+    def instrument(self, name: str, table, allow_remote: bool) -> InstrumentConfig:
+        path = f"instruments.{name}"
+        spec = self.section(path, table, INSTRUMENT)
+        driver = spec.pop("driver")
+        common = {k: spec.pop(k) for k in ("resource", "timeout_s", "retries", "serial")}
+        link_kind = "serial" if driver in BOARD_DRIVERS else "scpi"
+        try:
+            link = check_resource(common["resource"], link_kind, allow_remote)
+        except ValueError as exc:
+            self.fail(f"{path}.resource", common["resource"], str(exc))
+        if driver in SMU_DRIVERS:
+            self.smu_settings(path, spec)
+        elif driver in DMM_DRIVERS:
+            self.dmm_settings(path, spec)
+        return InstrumentConfig(name, driver, common["resource"], link, common["timeout_s"],
+                                common["retries"], common["serial"], spec)
+
+    def smu_settings(self, path: str, spec: dict) -> None:
+        for key, top in SMU_HARDWARE.items():
+            if spec[key] > top:
+                self.fail(f"{path}.{key}", spec[key], f"the 2400 and 2450 source at most {top:g}")
+        for key, limit in (("compliance_amps", "max_amps"), ("compliance_volts", "max_volts")):
+            if spec[key] is not None and spec[key] > spec[limit]:
+                self.fail(f"{path}.{key}", spec[key], f"must be <= {limit} = {spec[limit]!r}")
+
+    def dmm_settings(self, path: str, spec: dict) -> None:
+        cards = spec["cards"]
+        if not 1 <= len(cards) <= 3:
+            self.fail(f"{path}.cards", cards, "the 34970A has slots 1-3: list 1 to 3 modules")
+        spec["cards"] = {slot: card for slot, card in enumerate(cards, start=1)}
+        volt_range = spec["volt_range"]
+        if isinstance(volt_range, str):
+            if volt_range.upper() != "AUTO":
+                self.fail(f"{path}.volt_range", volt_range,
+                          f"'AUTO' or one of {', '.join(f'{r:g}' for r in DMM_RANGES)} volts")
+            spec["volt_range"] = "AUTO"
+        elif volt_range not in DMM_RANGES:
+            self.fail(f"{path}.volt_range", volt_range,
+                      f"'AUTO' or one of {', '.join(f'{r:g}' for r in DMM_RANGES)} volts")
+
+    # -- [wiring] ------------------------------------------------------------------------------
+    def wiring(self, doc, net: Network, instruments: dict[str, InstrumentConfig]) -> dict:
+        if not isinstance(doc, dict):
+            self.fail("wiring", doc, "must be a table")
+        for key in doc:
+            if key not in WIRING_TABLES:
+                raise ConfigError(f"{self.source}: unknown table [wiring.{key}]; allowed: "
+                                  f"{', '.join(WIRING_TABLES)}")
+        tables = {key: doc.get(key, {}) for key in WIRING_TABLES}
+        for key, table in tables.items():
+            if not isinstance(table, dict):
+                self.fail(f"wiring.{key}", table, "must be a table of edge name = wiring")
+        used_smus: dict[str, str] = {}
+        inputs = self.sources("inputs", tables["inputs"], net, instruments, used_smus)
+        outputs = self.sources("outputs", tables["outputs"], net, instruments, used_smus)
+        if not outputs:
+            self.fail("wiring.outputs", tables["outputs"], "a bench needs at least one output edge")
+        both = {w.edge_name for w in inputs} & {w.edge_name for w in outputs}
+        if both:
+            name = sorted(both)[0]
+            self.fail(f"wiring.outputs.{name}", tables["outputs"][name],
+                      f"edge {name} is also an input (wiring.inputs.{name}); inputs and outputs "
+                      "are disjoint")
+        mux = self.mux(tables["mux"], net, instruments)
+        on_mux = {w.edge for w in mux}
+        for wire in outputs:
+            if wire.edge not in on_mux:
+                self.fail(f"wiring.outputs.{wire.edge_name}", tables["outputs"][wire.edge_name],
+                          f"output edge {wire.edge_name} is not spanned by a multiplexer channel "
+                          f"(wiring.mux.{wire.edge_name}); the bench reads outputs with the scan")
+        board = self.board(tables["board"], net, instruments)
+        for name, inst in instruments.items():
+            wired = (name in used_smus if inst.kind == "smu" else
+                     bool(mux) if inst.kind == "dmm" else any(w.board == name for w in board))
+            if not wired:
+                self.fail(f"instruments.{name}", inst.driver, "declared but not wired: no "
+                                                              "[wiring] entry uses it")
+        return {"inputs": inputs, "outputs": outputs, "mux": mux, "board": board}
+
+    def sources(self, kind, table, net, instruments, used) -> tuple[SourceWire, ...]:
+        wires = []
+        for edge_name, entry in table.items():
+            path = f"wiring.{kind}.{edge_name}"
+            edge = self.edge(path, edge_name, net)
+            spec = self.section(path, {"smu": entry} if isinstance(entry, str) else entry,
+                                SOURCE_WIRE)
+            smu = spec["smu"]
+            inst = instruments.get(smu)
+            if inst is None or inst.kind != "smu":
+                known = ", ".join(sorted(n for n, i in instruments.items() if i.kind == "smu"))
+                self.fail(f"{path}.smu", smu, f"not a source-measure unit of [instruments] "
+                                              f"(they are: {known or 'none'})")
+            if smu in used:
+                self.fail(f"{path}.smu", smu, f"{smu} already drives {used[smu]}; a unit sits on "
+                                              "one edge")
+            used[smu] = f"wiring.{kind}.{edge_name}"
+            if kind == "inputs" and inst["compliance_amps"] is None:
+                self.fail(f"instruments.{smu}.compliance_amps", None, "an input unit sources volts "
+                                                                      "and needs a current limit")
+            if kind == "outputs" and inst["compliance_amps"] is None and inst["compliance_volts"] is None:
+                self.fail(f"instruments.{smu}.compliance_volts", None, "an output unit needs "
+                          "compliance_volts (open and current drives) or compliance_amps (clamps)")
+            wires.append(SourceWire(edge, net.edge_names[edge], smu, spec["at_a"]))
+        return tuple(sorted(wires, key=lambda w: w.edge))
+
+    def mux(self, table, net, instruments) -> tuple[MuxWire, ...]:
+        if not table:
+            return ()
+        dmm = next((i for i in instruments.values() if i.kind == "dmm"), None)
+        if dmm is None:
+            self.fail("wiring.mux", table, "mux channels need a scanning voltmeter in "
+                                           "[instruments] (driver = 'keysight34970a')")
+        cards = dmm["cards"]
+        valid = {100 * slot + n for slot, card in cards.items()
+                 for n in range(1, DMM_CARDS[card] + 1)}
+        spans = "; ".join(f"slot {slot} {card} has {100 * slot + 1}-{100 * slot + DMM_CARDS[card]}"
+                          for slot, card in cards.items())
+        wires, seen = [], {}
+        for edge_name, entry in table.items():
+            path = f"wiring.mux.{edge_name}"
+            edge = self.edge(path, edge_name, net)
+            spec = self.section(path, {"channel": entry} if not isinstance(entry, dict) else entry,
+                                MUX_WIRE)
+            channel = spec["channel"]
+            where = path if not isinstance(entry, dict) else f"{path}.channel"
+            if channel not in valid:
+                card_text = (f"the DMM card has channels {min(valid)}-{max(valid)}"
+                             if len(cards) == 1 else f"the DMM cards have: {spans}")
+                self.fail(where, channel, card_text)
+            if channel in seen:
+                self.fail(where, channel, f"channel {channel} already spans {seen[channel]}")
+            seen[channel] = edge_name
+            wires.append(MuxWire(edge, net.edge_names[edge], channel, spec["at_a"]))
+        return tuple(sorted(wires, key=lambda w: w.edge))
+
+    def board(self, table, net, instruments) -> tuple[BoardWire, ...]:
+        boards = {n: i for n, i in instruments.items() if i.kind == "board"}
+        if table and not boards:
+            self.fail("wiring.board", table, "board channels need a resistor board in "
+                                             "[instruments] (driver = 'resistor_board')")
+        wires, seen = [], {}
+        for edge_name, entry in table.items():
+            path = f"wiring.board.{edge_name}"
+            edge = self.edge(path, edge_name, net)
+            if not isinstance(entry, dict):
+                if len(boards) != 1:
+                    self.fail(path, entry, f"with {len(boards)} boards, write "
+                                           "{ board = '<name>', channel = <n> }")
+                entry = {"board": next(iter(boards)), "channel": entry}
+            spec = self.section(path, entry, BOARD_WIRE)
+            board, channel = spec["board"], spec["channel"]
+            if board not in boards:
+                self.fail(f"{path}.board", board, f"not a resistor board of [instruments] "
+                                                  f"(they are: {', '.join(sorted(boards))})")
+            count = boards[board]["channels"]
+            if channel >= count:
+                where = f"{path}.channel" if isinstance(table[edge_name], dict) else path
+                self.fail(where, channel, f"board {board} has channels 0-{count - 1}")
+            if (board, channel) in seen:
+                self.fail(path, channel, f"{board} channel {channel} is already "
+                                         f"{seen[(board, channel)]}")
+            seen[(board, channel)] = edge_name
+            wires.append(BoardWire(edge, net.edge_names[edge], board, channel))
+        return tuple(sorted(wires, key=lambda w: w.edge))
+
+    # -- [calibration] -------------------------------------------------------------------------
+    def calibration(self, doc, instruments, board_wiring) -> dict[str, dict[int, ChannelCalibration]]:
+        if not isinstance(doc, dict):
+            self.fail("calibration", doc, "must be a table of [calibration.<board>] tables")
+        boards = {n for n, i in instruments.items() if i.kind == "board"}
+        for name in doc:
+            if name not in boards:
+                self.fail(f"calibration.{name}", doc[name], f"not a resistor board of "
+                                                            f"[instruments] ({', '.join(sorted(boards)) or 'none'})")
+        result: dict[str, dict[int, ChannelCalibration]] = {}
+        for board in sorted({w.board for w in board_wiring}):
+            if board not in doc:
+                raise ConfigError(f"{self.source}: missing table [calibration.{board}]: every "
+                                  "board channel wired to an edge needs a code -> ohms map")
+            table = dict(doc[board]) if isinstance(doc[board], dict) else doc[board]
+            if not isinstance(table, dict):
+                self.fail(f"calibration.{board}", table, "must be a table")
+            overrides = table.pop("channels", {})
+            if not isinstance(overrides, dict):
+                self.fail(f"calibration.{board}.channels", overrides, "must be a table of "
+                                                                      "channel = { ... }")
+            count = instruments[board]["channels"]
+            # The board's own keys first, so that an error in them is reported where written.
+            default = self.channel_calibration(f"calibration.{board}", table, own=table)
+            per_channel = {}
+            for key, entry in overrides.items():
+                path = f"calibration.{board}.channels.{key}"
+                if not (isinstance(key, str) and key.isdigit() and int(key) < count):
+                    self.fail(path, entry, f"board {board} has channels 0-{count - 1}")
+                if not isinstance(entry, dict):
+                    self.fail(path, entry, "must be a table of calibration keys")
+                # A channel's own table replaces the board's model; other keys refine it.
+                inherited = ({"code_min": table["code_min"]} if "code_min" in table else {}) \
+                    if "table" in entry else {k: v for k, v in table.items() if k != "table"}
+                per_channel[int(key)] = self.channel_calibration(path, {**inherited, **entry},
+                                                                 own=entry)
+            wired = [w.channel for w in board_wiring if w.board == board]
+            result[board] = {ch: per_channel.get(ch, default) for ch in wired}
+        return result
+
+    def channel_calibration(self, path: str, table: dict, own: dict) -> ChannelCalibration:
+        """``table``: the keys that apply (inherited and own); ``own``: the keys written at
+        ``path`` itself, which error messages name."""
+        spec = self.section(path, table, CALIBRATION)
+        code_min = spec["code_min"]
+        if spec["table"] is not None:
+            ohms = spec["table"]
+            explicit = {"levels", "wiper_ohms", "end_to_end_ohms"} & set(own)
+            if explicit:
+                key = sorted(explicit)[0]
+                self.fail(f"{path}.{key}", own[key], "a channel is calibrated by a table or "
+                                                     "by the linear model, not both")
+            if len(ohms) < 2:
+                self.fail(f"{path}.table", ohms, "a table lists the ohms of at least 2 codes")
+            if spec["code_max"] is not None and spec["code_max"] != code_min + len(ohms) - 1:
+                self.fail(f"{path}.code_max", spec["code_max"],
+                          f"the table lists codes {code_min}..{code_min + len(ohms) - 1}")
+            return ChannelCalibration.table(ohms, code_min=code_min)
+        code_max = spec["levels"] if spec["code_max"] is None else spec["code_max"]
+        if code_max <= code_min:
+            self.fail(f"{path}.code_max", code_max, f"must be above code_min = {code_min}")
+        return ChannelCalibration.linear(wiper_ohms=spec["wiper_ohms"],
+                                         end_to_end_ohms=spec["end_to_end_ohms"],
+                                         levels=spec["levels"], code_min=code_min,
+                                         code_max=code_max)
+
+    # -- roles ---------------------------------------------------------------------------------
+    def roles(self, net: Network, inputs, outputs, mux, board, file_path: str | None) -> Network:
+        """The wiring decides the roles. A network file's own roles are a statement about the
+        board, so they must agree with it (a builder's default roles are not)."""
+        if file_path is not None:
+            for role, wired, table in (("input", {w.edge for w in inputs}, "wiring.inputs"),
+                                       ("output", {w.edge for w in outputs}, "wiring.outputs"),
+                                       ("tunable", {w.edge for w in board}, "wiring.board")):
+                missing = sorted(set(np.flatnonzero(net.roles[role]).tolist()) - wired)
+                if missing:
+                    name = net.edge_names[missing[0]]
+                    self.fail("network.path", file_path, f"the network file marks edge {name} "
+                                                         f"{role}, but {table} has no entry for it")
+        readable = sorted({w.edge for w in mux} | {w.edge for w in outputs})
+        return net.with_roles(input=np.array([w.edge for w in inputs], dtype=np.int64),
+                              output=np.array([w.edge for w in outputs], dtype=np.int64),
+                              readable=np.array(readable, dtype=np.int64),
+                              tunable=np.array(sorted(w.edge for w in board), dtype=np.int64))

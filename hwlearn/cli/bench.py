@@ -1,0 +1,194 @@
+"""hwlearn bench list | check BENCH.toml: find instruments, and check a bench end to end.
+
+The drivers are imported inside the commands only: hwlearn never imports drivers/ at module
+level (DESIGN.md, "Layout").
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+VISA_LIST_TIMEOUT_S = 5.0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="list attached instruments, check a bench file's bench",
+                       description="Instruments and benches. 'list' shows the VISA resources and "
+                       "serial ports this machine sees; 'check' validates a bench file, opens every "
+                       "instrument, prints identities, verifies wiring, limits and the safe state.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    listing = verbs.add_parser("list", help="VISA resources (pyvisa-py) and serial ports")
+    listing.add_argument("--timeout", type=float, default=VISA_LIST_TIMEOUT_S, metavar="S",
+                         help=f"give up on the VISA search after S seconds (default {VISA_LIST_TIMEOUT_S:g})")
+    listing.set_defaults(run=run_list)
+    check = verbs.add_parser("check", help="open every instrument of a bench file and check it")
+    check.add_argument("bench_file", metavar="BENCH.toml")
+    check.add_argument("--clear-watchdog", action="store_true",
+                       help="acknowledge a tripped board watchdog instead of refusing the bench")
+    check.set_defaults(run=run_check)
+
+
+# ------------------------------------------------------------------------------ list
+def run_list(args) -> int:
+    visa, note = _visa_resources(args.timeout)
+    print("VISA resources (pyvisa-py):")
+    for resource in visa:
+        print(f"  {resource}")
+    if not visa:
+        print(f"  none{f' ({note})' if note else ''}")
+    print("serial ports:")
+    ports = _serial_ports()
+    for device, description in ports:
+        print(f"  {device}  {description}")
+    if not ports:
+        print("  none")
+    return 0
+
+
+def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
+    """pyvisa-py's resources, searched in a daemon thread: a discovery that hangs (a LAN search,
+    a stuck USB driver) costs at most ``timeout_s`` and never blocks the exit."""
+    found: dict[str, object] = {}
+
+    def search() -> None:
+        try:
+            import warnings
+
+            import pyvisa
+
+            # pyvisa-py warns about optional discovery packages (psutil, zeroconf); a listing
+            # that works without them is still the answer.
+            warnings.filterwarnings("ignore", category=UserWarning, module="pyvisa_py")
+
+            manager = pyvisa.ResourceManager("@py")
+            try:
+                found["resources"] = list(manager.list_resources("?*"))
+            finally:
+                manager.close()
+        except Exception as exc:  # a missing VISA backend is an answer too
+            found["error"] = exc
+
+    thread = threading.Thread(target=search, name="visa-list", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return [], f"the search did not finish within {timeout_s:g} s"
+    if "error" in found:
+        return [], f"pyvisa-py: {found['error']}"
+    return found.get("resources", []), ""
+
+
+def _serial_ports() -> list[tuple[str, str]]:
+    from serial.tools import list_ports
+
+    return [(p.device, p.description or "") for p in sorted(list_ports.comports(), key=lambda p: p.device)]
+
+
+# ------------------------------------------------------------------------------ check
+@dataclass
+class Report:
+    """Lines of 'what  ok|FAIL  detail'; the exit code is 1 if any line failed."""
+
+    lines: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def add(self, what: str, ok: bool, detail: str) -> bool:
+        self.lines.append((what, ok, detail))
+        print(f"  {what:<16} {'ok  ' if ok else 'FAIL'}  {detail}", flush=True)
+        return ok
+
+    def finish(self) -> int:
+        failed = [what for what, ok, _ in self.lines if not ok]
+        print(f"result: {'PASS' if not failed else 'FAIL (' + ', '.join(failed) + ')'}")
+        return 1 if failed else 0
+
+
+def run_check(args) -> int:
+    from drivers.bench import Bench
+    from drivers.bench_file import load_bench_file
+    from hwlearn.errors import HwlearnError
+    from hwlearn.rig import RigError
+
+    print(f"bench check: {args.bench_file}")
+    report = Report()
+    try:
+        config = load_bench_file(args.bench_file)
+    except HwlearnError as exc:
+        report.add("bench file", False, str(exc))
+        return report.finish()
+    net = config.network
+    report.add("bench file", True, f"{config.name}: {net.n_edges} edges; inputs "
+               f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
+               f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
+    try:
+        bench = Bench.open(config, clear_watchdog=args.clear_watchdog)
+    except (HwlearnError, RigError) as exc:
+        report.add("open", False, str(exc))
+        return report.finish()
+    try:
+        _check_instruments(bench, report)
+        _check_wiring(bench, report, RigError)
+        _check_safe_state(bench, report)
+    finally:
+        bench.close()
+    if bench.safe_state_failures:
+        report.add("close", False, "; ".join(bench.safe_state_failures))
+    return report.finish()
+
+
+def _names(net, edges) -> str:
+    return ", ".join(net.edge_names[k] for k in edges) or "none"
+
+
+def _check_instruments(bench, report: Report) -> None:
+    cfg = bench.config
+    for name, identity in bench.identities.items():
+        inst = cfg.instruments[name]
+        report.add(name, True, f"{identity}  [{inst.driver} at {inst.resource}]")
+    for unit in bench.units:
+        limits = ", ".join(f"{k} {unit.config[k]:g}" for k in ("max_volts", "max_amps", "max_watts"))
+        compliance = ", ".join(f"{'current limit' if f == 'VOLT' else 'voltage limit'} {c:g}"
+                               for f, c in unit.compliance.items() if c is not None)
+        report.add(f"{unit.name} setup", True, f"{unit.role} {unit.wire.edge_name} (HI at "
+                   f"{'a' if unit.polarity > 0 else 'b'}); {limits}; accepted {compliance}")
+
+
+def _check_wiring(bench, report: Report, RigError) -> None:
+    cfg = bench.config
+    try:
+        held = bench.board_codes()
+        for board, codes in held.items():
+            uncovered = {ch: c for ch, c in codes.items() if not cfg.calibration[board][ch].covers(c)}
+            report.add(f"{board} codes", not uncovered,
+                       f"{len(codes)} wired channels read back, codes {min(codes.values())}.."
+                       f"{max(codes.values())}" if codes and not uncovered else
+                       f"channels {uncovered} hold codes their calibration does not cover"
+                       if uncovered else "no wired channel")
+    except RigError as exc:
+        report.add("board codes", False, str(exc))
+    try:
+        volts = bench.scan_idle()
+        finite = all(math.isfinite(v) for v in volts.values())
+        biggest = max((abs(v) for v in volts.values()), default=0.0)
+        report.add("mux scan", finite, f"{len(volts)} channels read finite values with the sources "
+                   f"off (largest |V| {biggest:.3g} V)")
+    except RigError as exc:
+        report.add("mux scan", False, str(exc))
+    try:
+        bench.set_inputs(None)
+        bench.drive_outputs("open")
+        volts = bench.measure(bench.capabilities.readable)
+        report.add("sources at 0", True, f"inputs at 0 V and outputs open, switched on: no unit in "
+                   f"compliance, {len(volts)} readable edges scanned (largest |V| "
+                   f"{max(abs(volts)):.3g} V)")
+    except RigError as exc:
+        report.add("sources at 0", False, str(exc))
+
+
+def _check_safe_state(bench, report: Report) -> None:
+    for attempt in ("safe state", "safe state again"):
+        bench.safe_state()
+        problems = bench.safe_state_failures + bench.verify_safe()
+        report.add(attempt, not problems, "; ".join(problems) if problems else
+                   "every source off at 0, every relay open, every board channel at its safe code")
