@@ -46,6 +46,7 @@ from drivers.resistor_board import ResistorBoard
 from drivers.scanning_voltmeter import Keysight34970A, scan_list
 from hwlearn.errors import HwlearnError
 from hwlearn.rig import OUTPUT_MODES, Capabilities, Rig, RigError
+from hwlearn.signals import deferred_interrupts
 
 log = logging.getLogger("hwlearn.bench")
 
@@ -356,7 +357,8 @@ class Bench(Rig):
         if self._closed:
             return  # close() made the bench safe and released its links
         self._safe_generation += 1
-        with self.round_trips.call("safe_state"):
+        # A second Ctrl-C must not leave a source half-ramped: interrupts wait until the end.
+        with deferred_interrupts(), self.round_trips.call("safe_state"):
             failures = []
 
             def attempt(what: str, action) -> None:

@@ -45,6 +45,7 @@ class Transport(abc.ABC):
         self.lock = threading.RLock()
         self.log = logging.getLogger(f"hwlearn.io.{name}")
         self._closed = False
+        self._owes_reply = False
 
     # -- the public verbs ------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -70,11 +71,16 @@ class Transport(abc.ABC):
         self._check_line(line)
         attempts = 1 + (self.retries if retry else 0)
         with self.lock:
+            self._collect_owed_reply()
             for attempt in range(1, attempts + 1):
                 self.write(line)
+                self._owes_reply = True
                 try:
-                    return self.read_line(timeout_s)
+                    reply = self.read_line(timeout_s)
+                    self._owes_reply = False
+                    return reply
                 except InstrumentTimeout:
+                    self._owes_reply = False
                     if attempt == attempts:
                         wait = self.timeout_s if timeout_s is None else timeout_s
                         raise InstrumentTimeout(
@@ -84,6 +90,19 @@ class Transport(abc.ABC):
                                      attempt, attempts)
                     self.drain()
         raise AssertionError("unreachable")
+
+    def _collect_owed_reply(self) -> None:
+        """A query interrupted after its line went out (Ctrl-C in the middle of an exchange)
+        leaves its reply on the way; read and discard it, or the next query would take it for
+        its own answer."""
+        if not self._owes_reply:
+            return
+        self._owes_reply = False
+        try:
+            stale = self.read_line()
+            self.log.warning("discarded the reply to an interrupted query: %r", stale)
+        except InstrumentTimeout:
+            self.drain()
 
     def drain(self) -> list[str]:
         """Discard input that arrives within ``drain_s``; returns the discarded lines."""

@@ -14,6 +14,7 @@ from typing import Any, Generator
 
 import numpy as np
 
+from hwlearn.errors import HwlearnError
 from hwlearn.ports import SERIES, Ports
 from hwlearn.rig import Capabilities
 from hwlearn.rules import FREE, BilinearRule, FiniteDifference, PhaseMeasurement, mse_loss
@@ -30,7 +31,7 @@ class Msg:
     args: tuple = ()
 
 
-class PlanError(RuntimeError):
+class PlanError(HwlearnError):
     """A plan cannot run on this rig; the message names the missing capability."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwlearn.errors import HwlearnError
 from hwlearn.network import Network
 
 OUTPUT_MODES = ("open", "current", "clamp")
@@ -40,7 +41,7 @@ class Capabilities:
         return np.intersect1d(self.readable, self.tunable)
 
 
-class RigError(RuntimeError):
+class RigError(HwlearnError, RuntimeError):
     """A rig operation failed or was refused (limits, bad reading, lost instrument)."""
 
 

@@ -143,6 +143,27 @@ class MemristorModel(DeviceModel):
         return DeviceArrays(new, new.copy())
 
 
+class CalibratedDevices(DeviceModel):
+    """Devices holding one calibrated value per code, exactly as a bench's board does: each
+    device has a calibration with ``nearest_code(ohms)`` and ``ohms_of(code)`` (the bench file's
+    channel calibrations), and a write holds the nearest code within the calibrated span. The
+    simulated twin of a bench, so that it takes the very same steps as the bench."""
+
+    name = "calibrated"
+
+    def __init__(self, calibrations, **kw):
+        super().__init__(**kw)
+        self.calibrations = list(calibrations)
+
+    def _achieve(self, current, target, devices, rng):
+        held = np.empty(target.shape)
+        for row, (device, ohms) in enumerate(zip(devices.tolist(), target.tolist())):
+            cal = self.calibrations[device]
+            ohms = min(max(ohms, cal.lowest_ohms), cal.highest_ohms)
+            held[row] = cal.ohms_of(cal.nearest_code(ohms))
+        return DeviceArrays(held.copy(), held)
+
+
 def make_device_model(config: dict) -> DeviceModel:
     """A device model from a validated [device] table."""
     common = dict(r_min=config["r_min"], r_max=config["r_max"], write_noise=config["write_noise"],

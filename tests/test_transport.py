@@ -11,7 +11,7 @@ import tty
 import pytest
 
 from drivers.errors import InstrumentTimeout, LimitError, TransportError
-from drivers.transport import SerialTransport, VisaTransport
+from drivers.transport import SerialTransport, Transport, VisaTransport
 from simulator.emulators.server import LineDevice, PtyLineServer, TcpLineServer
 from tests.scripted_transport import ScriptedTransport, Timeout
 
@@ -227,3 +227,37 @@ def test_serial_partial_line_is_kept_across_a_timeout_and_completed():
 def test_opening_a_missing_serial_port_is_a_transport_error(tmp_path):
     with pytest.raises(TransportError, match="no-such-port"):
         SerialTransport(str(tmp_path / "no-such-port"), "ghost")
+
+
+class _InterruptedOnce(Transport):
+    """Answers every line with 'reply to <line>'; the first read is interrupted (Ctrl-C)."""
+
+    def __init__(self):
+        super().__init__("flaky", timeout_s=0.5, retries=0, drain_s=0.01)
+        self.replies: list[str] = []
+        self.interrupt = True
+
+    def _send(self, line):
+        self.replies.append(f"reply to {line}")
+
+    def _receive(self, timeout_s):
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+        if not self.replies:
+            raise InstrumentTimeout(self.name, "nothing to read")
+        return self.replies.pop(0)
+
+    def _discard(self, seconds):
+        stale, self.replies = self.replies, []
+        return stale
+
+    def _close(self):
+        pass
+
+
+def test_a_query_interrupted_mid_exchange_does_not_shift_later_replies():
+    link = _InterruptedOnce()
+    with pytest.raises(KeyboardInterrupt):
+        link.query("*IDN?")
+    assert link.query(":OUTP?") == "reply to :OUTP?"  # not the late answer to *IDN?

@@ -9,7 +9,7 @@ import sys
 from hwlearn import __version__
 from hwlearn.errors import HwlearnError
 
-COMMANDS = ["solve", "gradcheck", "train", "runs", "show", "export", "reproduce", "bench", "virtual-bench"]
+COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "bench", "virtual-bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

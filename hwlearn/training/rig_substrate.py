@@ -12,7 +12,7 @@ import numpy as np
 from hwlearn.engine import RunEngine
 from hwlearn.plans import check_rule_on_rig, finite_difference_plan, outputs_plan, program_plan, sample_plan
 from hwlearn.ports import Ports
-from hwlearn.rig import Rig
+from hwlearn.rig import Rig, RigError
 from hwlearn.rules import FiniteDifference, PhaseMeasurement
 
 
@@ -29,7 +29,9 @@ def _stack(per_sample: list[dict[str, PhaseMeasurement]]) -> dict[str, PhaseMeas
 
 class RigSubstrate:
     def __init__(self, rig: Rig, ports: Ports, learnable: np.ndarray, rule, engine: RunEngine | None = None,
-                 description: str | None = None):
+                 description: str | None = None, bounds: tuple[float, float] = (0.0, np.inf)):
+        """bounds: (r_min, r_max) of the update rule (PAPER.md section 5: r <- clip(r - lr g)),
+        narrowed per edge to what the rig can hold when it says so (``rig.ohms_range()``)."""
         check_rule_on_rig(rule, rig.capabilities, ports, np.asarray(learnable))
         self.rig = rig
         self.network = rig.network
@@ -37,6 +39,12 @@ class RigSubstrate:
         self.learnable = np.asarray(learnable, dtype=np.int64)
         self.engine = engine or RunEngine(rig)
         self.description = description or f"{type(rig).__name__} through plans"
+        low = np.full(rig.network.n_edges, bounds[0])
+        high = np.full(rig.network.n_edges, bounds[1])
+        if hasattr(rig, "ohms_range"):
+            rig_low, rig_high = rig.ohms_range()
+            low, high = np.maximum(low, rig_low), np.minimum(high, rig_high)
+        self.low, self.high = low[self.learnable], high[self.learnable]
 
     def resistances(self) -> np.ndarray:
         return np.asarray(self.rig.resistances(), dtype=float)
@@ -54,7 +62,9 @@ class RigSubstrate:
         return gradient, np.array(outputs).T
 
     def program(self, ohms: np.ndarray) -> np.ndarray:
-        return self.engine.run(program_plan(self.learnable, ohms))
+        """Write ``ohms`` clipped to the update bounds (the rule's clip, not a silent one: a
+        bench refuses anything outside its calibrated span)."""
+        return self.engine.run(program_plan(self.learnable, np.clip(ohms, self.low, self.high)))
 
     def outputs(self, x) -> np.ndarray:
         x = np.atleast_2d(x)
@@ -90,5 +100,5 @@ class RigSubstrate:
         if not np.allclose(achieved, target, rtol=1e-9, atol=0):
             worst = int(np.argmax(np.abs(achieved - target)))
             k = self.learnable[worst]
-            raise RuntimeError(f"resume: edge {self.network.edge_names[k]} holds {achieved[worst]:.6g} ohm, the "
+            raise RigError(f"resume: edge {self.network.edge_names[k]} holds {achieved[worst]:.6g} ohm, the "
                                f"checkpoint has {target[worst]:.6g} ohm; the bench cannot return to the checkpoint")

@@ -1,0 +1,118 @@
+"""hwlearn run EXPERIMENT --bench BENCH: train on a bench (real, or the virtual bench).
+
+Everything is validated before any instrument is opened: the experiment file, the bench file,
+and whether the bench can run the rule on the edges it must update. --dry-run then executes the
+plan on the simulated twin of the bench (every instrument emulated in this process, the real
+drivers checking every command against the limits) instead of opening the bench.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hwlearn.cli.train import default_run_dir, describe, summary
+from hwlearn.config import load_experiment, resolve
+from hwlearn.errors import ConfigError
+from hwlearn.experiment import build_experiment
+from hwlearn.plans import check_rule_on_rig
+from hwlearn.runstore import RunReader
+from hwlearn.training.progress import ProgressBar
+from hwlearn.training.rig_substrate import RigSubstrate
+from hwlearn.training.session import train_in_folder
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="train on a bench through its instruments",
+                       description="Train on the bench a bench file describes. Ctrl-C or SIGTERM stops "
+                       "at the next step, a second Ctrl-C aborts; every exit leaves the bench safe.")
+    p.add_argument("config", nargs="?", help="experiment file (TOML)")
+    p.add_argument("--bench", required=True, help="bench file (TOML), e.g. examples/virtual-bench.toml")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run the plan on the bench's simulated twin instead of the instruments")
+    p.add_argument("--dry-run-epochs", type=int, default=1, help="epochs the dry run executes (default 1)")
+    p.add_argument("--seed", type=int, help="base seed (overrides [seeds])")
+    p.add_argument("--out", help="run folder (default: runs/<name>-<time>-seed<N>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed bench run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _experiment(args, bench_config):
+    if bool(args.config) == bool(args.resume):
+        raise ConfigError("give either an experiment file or --resume RUN_DIR")
+    if args.resume:
+        if args.seed is not None or args.out or args.dry_run:
+            raise ConfigError("--resume continues a run as configured; --seed, --out and --dry-run do not apply")
+        with RunReader(args.resume) as reader:
+            config = resolve(reader.config(), f"{args.resume}/config.toml")
+        source = str(args.resume)
+    else:
+        config = load_experiment(args.config, seed=args.seed)
+        source = args.config
+    return build_experiment(config, source, network=bench_config.network)
+
+
+def _substrate(bench, experiment) -> RigSubstrate:
+    dev = experiment.config["device"]
+    return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
+                        description=f"bench {bench.config.name!r} ({len(bench.identities)} instruments)",
+                        bounds=(dev["r_min"], dev["r_max"]))
+
+
+def _dry_run(args, bench_config, experiment) -> int:
+    from drivers.bench import Bench
+    from simulator.virtual_bench import VirtualBench
+
+    if args.dry_run_epochs < 1:
+        raise ConfigError(f"--dry-run-epochs {args.dry_run_epochs}: must be >= 1")
+    epochs = min(args.dry_run_epochs, experiment.config["training"]["epochs"])
+    experiment.config["training"]["epochs"] = epochs
+    started = time.monotonic()
+    with VirtualBench(bench_config, twin=True) as twin:
+        with Bench.open(twin.bench_config()) as bench:
+            substrate = _substrate(bench, experiment)
+            substrate.program(experiment.initial_ohms[experiment.learnable])
+            with tempfile.TemporaryDirectory() as tmp:
+                result, _ = train_in_folder(experiment, substrate, Path(tmp) / "dry-run", progress=None)
+        trips = bench.round_trips  # read after close: the safe state's exchanges are counted too
+        safe = all(twin.is_safe().values())
+    samples = epochs * len(experiment.task.train)
+    print(f"dry run on the simulated twin of {bench_config.name!r}: {epochs} epoch(s), {samples} samples, "
+          f"{time.monotonic() - started:.1f} s; every command passed the limits")
+    print(f"instrument round trips: {trips.total} in all, {trips.total / samples:.1f} per training sample")
+    for call, count in sorted(trips.by_call.items()):
+        print(f"  {call:<14} {count}")
+    print(f"final train loss {result.metrics.get('train_loss', float('nan')):.4e}; "
+          f"the emulated instruments ended safe: {safe}")
+    return 0 if safe else 1
+
+
+def run(args) -> int:
+    from drivers.bench import Bench
+    from drivers.bench_file import load_bench_file
+
+    bench_config = load_bench_file(args.bench)
+    experiment = _experiment(args, bench_config)
+    # Refused here, before anything is opened, with the missing capability named.
+    check_rule_on_rig(experiment.rule, Bench(bench_config).capabilities, experiment.ports, experiment.learnable)
+    if args.dry_run:
+        return _dry_run(args, bench_config, experiment)
+    run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
+    progress = None if args.quiet else ProgressBar()
+    with Bench.open(bench_config) as bench:
+        substrate = _substrate(bench, experiment)
+        print(describe(experiment, substrate), file=sys.stderr)
+        if not args.resume:
+            substrate.program(experiment.initial_ohms[experiment.learnable])
+        metadata = {"bench": bench_config.name, "bench_file": str(args.bench), "instruments": bench.identities}
+        result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
+                                          progress=progress, metadata=metadata, synchronous="FULL")
+        trips = bench.round_trips.total
+    print(summary(result, run_dir, experiment))
+    print(f"instrument round trips: {trips}")
+    return 0 if result.status == "done" else 130

@@ -1,0 +1,176 @@
+"""Training on the bench end to end: through the real drivers to the virtual bench.
+
+The instruments are emulated on loopback (pyvisa-py over TCP, pyserial for the board), backed by
+one simulated circuit; the emulators' states and command logs are the evidence.
+"""
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivers.bench_file import load_bench_file
+from hwlearn.config import load_experiment
+from hwlearn.experiment import build_experiment
+from hwlearn.runstore import RunReader
+from hwlearn.training.rig_substrate import RigSubstrate
+from hwlearn.training.session import settings_from
+from hwlearn.training.trainer import Trainer
+from simulator.devices import CalibratedDevices
+from simulator.rig import SimulatedRig
+from simulator.virtual_bench import VirtualBench
+from tests.bench_helpers import EXAMPLE, bench_file_text, example_config, twin_bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _experiment(rule, **training):
+    config = load_experiment(ROOT / f"examples/bench-teacher-{rule}.toml")
+    config["training"].update(training)
+    return config, build_experiment(config, network=load_bench_file(EXAMPLE).network)
+
+
+def _train(substrate, config, exp):
+    substrate.program(exp.initial_ohms[exp.learnable])
+    trainer = Trainer(substrate, exp.task, exp.rule, settings_from(config), exp.rngs)
+    start = trainer.evaluate()["train_loss"]
+    return start, trainer.run().metrics["train_loss"]
+
+
+@pytest.mark.parametrize("rule", ["omega", "ep", "coupled"])
+def test_training_through_the_virtual_bench_equals_the_simulated_rig(rule):
+    bench_config = load_bench_file(EXAMPLE)
+    config, exp = _experiment(rule, epochs=6)
+    with twin_bench(bench_config) as (vb, bench):
+        start, final = _train(RigSubstrate(bench, exp.ports, exp.learnable, exp.rule, bounds=(100.0, 8900.0)),
+                              config, exp)
+        on_bench = bench.resistances()
+    assert final < 0.1 * start, (start, final)
+    calibrations = [bench_config.calibration[w.board][w.channel]
+                    for w in sorted(bench_config.board_wiring, key=lambda w: w.edge)]
+    config, exp = _experiment(rule, epochs=6)
+    rig = SimulatedRig(bench_config.network, CalibratedDevices(calibrations, r_min=100.0, r_max=8900.0),
+                       exp.rngs["device"], exp.initial_ohms)
+    _train(RigSubstrate(rig, exp.ports, exp.learnable, exp.rule, bounds=(100.0, 8900.0)), config, exp)
+    assert np.max(np.abs(rig.resistances() - on_bench) / on_bench) <= 1e-9
+
+
+def hwlearn(*args, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "hwlearn", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hwlearn {' '.join(map(str, args))} -> {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def test_dry_run_executes_the_plan_on_the_simulated_twin():
+    out = hwlearn("run", "examples/bench-teacher-omega.toml", "--bench", EXAMPLE, "--dry-run").stdout
+    assert "every command passed the limits" in out and "ended safe: True" in out
+    assert "per training sample" in out
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def served_bench(tmp_path):
+    """The example bench served in this process on free fixed ports, and its bench file."""
+    config = example_config()
+    ports = iter(_free_ports(len(config.instruments)))
+    resources = {name: (f"socket://127.0.0.1:{next(ports)}" if inst.kind == "board"
+                        else f"TCPIP0::127.0.0.1::{next(ports)}::SOCKET")
+                 for name, inst in config.instruments.items()}
+    path = tmp_path / "bench.toml"
+    path.write_text(bench_file_text(config, resources))
+    with VirtualBench(load_bench_file(path)) as vb:
+        yield vb, path
+
+
+def _run(path, experiment, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "hwlearn", "run", experiment, "--bench", path, "--out", out,
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(run_dir, step, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with RunReader(run_dir) as reader:
+                last = reader.last_step()
+            if last is not None and last.step >= step:
+                return
+        except Exception:
+            pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the run never got going")
+
+
+def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_path):
+    vb, path = served_bench
+    proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "(done)" in stdout and "instrument round trips" in stdout
+    assert all(vb.is_safe().values()), vb.is_safe()
+    with RunReader(tmp_path / "run") as reader:
+        losses = reader.scalars(["train_loss"])["train_loss"][1]
+        assert reader.metadata()["bench"] == "virtual-4x4"
+    assert losses[-1] < 0.1 * losses[0]
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT], [signal.SIGINT, signal.SIGINT]],
+                         ids=["sigterm", "ctrl-c", "abort"])
+def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals):
+    vb, path = served_bench
+    proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
+    _wait_for_step(tmp_path / "run", 3, proc)
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.05)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert all(vb.is_safe().values()), vb.is_safe()
+    with RunReader(tmp_path / "run") as reader:
+        assert reader.status().status == "stopped"
+
+
+def test_a_limit_violation_fails_the_run_before_sending_and_leaves_the_bench_safe(served_bench, tmp_path):
+    vb, path = served_bench
+    experiment = tmp_path / "loud.toml"
+    experiment.write_text((ROOT / "examples/bench-teacher-omega.toml").read_text().replace("gamma = 0.4", "gamma = 4.0"))
+    proc = _run(path, experiment, tmp_path / "run", "--quiet")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "exceeds max_volts = 2 V; nothing was sent" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert all(vb.is_safe().values()), vb.is_safe()
+    sent = [line for name in ("smu_in0", "smu_in1") for line in vb.emulators[name].lines()]
+    levels = [float(v) for line in sent for v in re.findall(
+        r":SOUR(?:CE)?:VOLT(?:AGE)?(?::LEV(?:EL)?)?(?::IMM(?:EDIATE)?)?\s+([-+0-9.E]+)", line.upper())]
+    assert levels and max(abs(v) for v in levels) <= 2.0  # nothing beyond the 2 V limit ever went out
+    with RunReader(tmp_path / "run") as reader:
+        assert reader.status().status == "failed"
+
+
+def test_a_rule_the_bench_cannot_run_is_refused_before_any_instrument_is_opened(served_bench, tmp_path):
+    vb, path = served_bench
+    text = path.read_text()
+    no_clamp = tmp_path / "no-clamp.toml"
+    # Without a current limit the output units cannot act as clamps.
+    no_clamp.write_text(text.replace("compliance_amps = 0.002        # clamps: a voltage source that stops at 2 mA\n", ""))
+    proc = hwlearn("run", "examples/bench-teacher-coupled.toml", "--bench", no_clamp, "--out", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "needs voltage clamps across the output edges" in proc.stderr, proc.stderr
+    assert not any(device.lines() for device in vb.emulators.values())
