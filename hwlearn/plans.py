@@ -67,6 +67,20 @@ def check_rule_on_rig(rule, capabilities: Capabilities, ports: Ports, learnable:
                             f"but rule '{rule.name}' needs them {what}")
 
 
+def minimum_exchanges_per_sample(rule: BilinearRule, d_in: int, d_out: int, batch: int) -> float:
+    """The fewest instrument exchanges a sample of ``rule`` needs on a bench with d_in input and
+    d_out output units: the inputs set whenever they change (the sample's values, then every
+    switch off or on), the outputs driven whenever their drive changes (each phase, then back to
+    open), one multiplexer scan per phase, and one board write per update (spread over the batch)."""
+    input_changes, inputs_on = 1, True
+    for phase in rule.phases:
+        if phase.inputs_on != inputs_on:
+            input_changes += 1
+            inputs_on = phase.inputs_on
+    phases = len(rule.phases) + 1
+    return input_changes * d_in + phases * d_out + phases + 1.0 / batch
+
+
 def sample_plan(rule: BilinearRule, ports: Ports, edges: np.ndarray, x: np.ndarray, y: np.ndarray,
                 known_ohms: np.ndarray) -> Plan:
     """One sample through the free phase and the rule's phases; returns

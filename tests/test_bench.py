@@ -15,7 +15,11 @@ import numpy as np
 import pytest
 
 from drivers.bench import Bench, BenchError
+from hwlearn.plans import minimum_exchanges_per_sample
+from hwlearn.ports import Ports
 from hwlearn.rig import RigError
+from hwlearn.rules import CoupledLearning, Omega, TwoPhase
+from hwlearn.training.rig_substrate import RigSubstrate
 from simulator.devices import DeviceModel
 from simulator.rig import SimulatedRig
 from simulator.virtual_bench import VirtualBench
@@ -292,52 +296,28 @@ def test_a_tripped_board_watchdog_is_refused_unless_cleared():
 
 
 # ------------------------------------------------------------------------------ round trips
-ESSENTIAL = {  # inputs set + one scan per phase + output drives, per sample (2 inputs, 3 outputs)
-    "omega": 2 + 2 + 2 + 3 + 3,          # free: x, open; adjoint: inputs 0, currents
-    "ep": 2 + 2 + 3 + 3,                 # free: x, open; nudged: currents (inputs unchanged)
-    "ep_symmetric": 2 + 3 + 3 + 3 + 3,   # free, nudged +, nudged -
-    "coupled": 2 + 2 + 3 + 3,            # free: x, open; clamped: clamps
-}
+RULES = {"omega": Omega(1e-3), "ep": TwoPhase(0.01), "ep_symmetric": TwoPhase(0.01, symmetric=True),
+         "coupled": CoupledLearning(0.1)}
 
 
-def run_sample(bench, rule, x, y):
-    """One sample as a plan runs it (hwlearn.rules.simulate's phase order)."""
-    net, learnable = bench.network, bench.capabilities.learnable
-    bench.set_inputs(x)
-    bench.drive_outputs("open")
-    y_hat = bench.measure(np.r_[net.outputs, learnable])[:3]
-    if rule == "omega":
-        phases = [(None, "current", 1e-3 * (y_hat - y))]
-    elif rule == "ep":
-        phases = [(x, "current", -0.01 * (y_hat - y) / 1000)]
-    elif rule == "ep_symmetric":
-        phases = [(x, "current", -b * (y_hat - y) / 1000) for b in (0.01, -0.01)]
-    else:
-        phases = [(x, "clamp", y_hat + 0.1 * (y - y_hat))]
-    for inputs, mode, values in phases:
-        bench.set_inputs(inputs)
-        bench.drive_outputs(mode, values)
-        bench.measure(learnable)
-
-
-@pytest.mark.parametrize("rule", sorted(ESSENTIAL))
-def test_a_sample_costs_at_most_one_and_a_half_times_the_essential_exchanges(rig, rule):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_a_sample_through_the_plans_costs_at_most_one_and_a_half_times_the_minimum(rig, rule):
     vb, bench = rig
+    ports = Ports.from_roles(bench.network, gain=0.5)
+    substrate = RigSubstrate(bench, ports, bench.capabilities.learnable, RULES[rule])
     rng = np.random.default_rng(5)
     batch = 4
-    draw = lambda: (rng.uniform(-1, 1, 2), rng.uniform(-0.1, 0.1, 3))
-    run_sample(bench, rule, *draw())                # the first sample switches units on
+    x, y = rng.uniform(-1, 1, (2, batch + 1)), rng.uniform(-0.1, 0.1, (3, batch + 1))
+    substrate.gradient(RULES[rule], x[:, :1], y[:, :1])   # the first sample switches units on
     bench.round_trips.reset()
-    for _ in range(batch):
-        run_sample(bench, rule, *draw())
-    learnable = bench.capabilities.learnable
-    bench.program(learnable, rng.uniform(1000, 5000, learnable.size))
+    gradient, _ = substrate.gradient(RULES[rule], x[:, 1:], y[:, 1:])
+    substrate.program(substrate.resistances()[substrate.learnable] * np.exp(-0.2 * np.sign(gradient)))
     spent = bench.round_trips.by_call
-    essential = ESSENTIAL[rule] * batch + 1          # + one board write per update
     assert spent.get("set_inputs", 0) == 0 and spent.get("drive_outputs", 0) == 0
     assert spent["program"] == 2                     # SET and its read-back
+    minimum = minimum_exchanges_per_sample(RULES[rule], 2, 3, batch) * batch
     total = sum(spent.values())
-    assert total <= 1.5 * essential, f"{rule}: {spent} = {total} exchanges, essential {essential}"
+    assert total <= 1.5 * minimum, f"{rule}: {dict(spent)} = {total} exchanges, minimum {minimum}"
 
 
 def test_an_emergency_stop_from_another_thread_stops_a_measurement_in_progress():
