@@ -83,7 +83,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(tmp_path):
     with RunReader(killed) as reader:
         assert reader.status().status == "crashed"
         checkpoint_step = reader.latest_checkpoint(load_arrays=False).step
-    assert checkpoint_step % 105 != 0  # resumes from inside an epoch
+        killed_at = reader.last_step().step
+    assert killed_at % 105 != 0 and killed_at < 12 * 105  # killed inside an epoch, before the end
+    assert checkpoint_step <= killed_at  # the steps after the checkpoint are recomputed on resume
     hwlearn("train", "--resume", killed, "--quiet")
     assert np.abs(final_ohms(killed) - final_ohms(tmp_path / "whole")).max() <= 1e-12 * final_ohms(killed).max()
     with sqlite3.connect(killed / "run.sqlite") as db:
