@@ -31,13 +31,17 @@ import math
 import time
 from dataclasses import dataclass
 
-from hwlearn.errors import ConfigError
-
 from drivers import validators as v
-from drivers.errors import (ComplianceError, InstrumentError, LimitError, ProtocolError,
-                            ReadingError)
+from drivers.errors import (
+    ComplianceError,
+    InstrumentError,
+    LimitError,
+    ProtocolError,
+    ReadingError,
+)
 from drivers.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
 from drivers.transport import Transport
+from hwlearn.errors import ConfigError
 
 FUNCTIONS = ("VOLT", "CURR")
 # SCPI's "overflow" (9.9E37) and "not a number" (9.91E37) codes come back as ordinary numbers.

@@ -26,8 +26,13 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from drivers import validators as v
-from drivers.errors import (InstrumentError, LimitError, ProtocolError, VerifyError,
-                            WatchdogTripped)
+from drivers.errors import (
+    InstrumentError,
+    LimitError,
+    ProtocolError,
+    VerifyError,
+    WatchdogTripped,
+)
 from drivers.transport import Transport
 
 PROTOCOL_MAJOR = 1

@@ -28,7 +28,7 @@ from drivers.errors import InstrumentTimeout, LimitError, TransportError
 
 
 class Transport(abc.ABC):
-    """A line link to one instrument. Subclasses implement _send, _receive, _discard, _close."""
+    """A line link to one instrument. Subclasses implement _send, _receive and _close."""
 
     def __init__(self, name: str, *, timeout_s: float = 2.0, retries: int = 1,
                  drain_s: float = 0.1):
@@ -137,8 +137,16 @@ class Transport(abc.ABC):
     def _receive(self, timeout_s: float) -> str:
         """One line without termination, or raise InstrumentTimeout."""
 
-    @abc.abstractmethod
-    def _discard(self, wait_s: float) -> list[str]: ...
+    def _discard(self, wait_s: float) -> list[str]:
+        """Read and return every line arriving within ``wait_s`` of the previous one."""
+        lines = []
+        if wait_s <= 0:
+            return lines
+        while True:
+            try:
+                lines.append(self._receive(wait_s))
+            except InstrumentTimeout:
+                return lines
 
     @abc.abstractmethod
     def _close(self) -> None: ...
@@ -226,16 +234,6 @@ class VisaTransport(Transport):
         except UnicodeDecodeError as exc:
             raise TransportError(self.name, f"the reply is not ASCII: {exc}") from exc
 
-    def _discard(self, wait_s: float) -> list[str]:
-        lines = []
-        if wait_s <= 0:
-            return lines
-        while True:
-            try:
-                lines.append(self._receive(wait_s))
-            except InstrumentTimeout:
-                return lines
-
     def _close(self) -> None:
         try:
             self._res.close()
@@ -292,17 +290,11 @@ class SerialTransport(Transport):
         return raw.rstrip(b"\r").decode("ascii", errors="replace")
 
     def _discard(self, wait_s: float) -> list[str]:
-        lines = []
-        if wait_s <= 0:
-            return lines
-        while True:
-            try:
-                lines.append(self._receive(wait_s))
-            except InstrumentTimeout:
-                if self._partial:
-                    lines.append(self._partial.decode("ascii", errors="replace"))
-                    self._partial = b""
-                return lines
+        lines = super()._discard(wait_s)
+        if wait_s > 0 and self._partial:  # an unterminated tail is stale input too
+            lines.append(self._partial.decode("ascii", errors="replace"))
+            self._partial = b""
+        return lines
 
     def _close(self) -> None:
         try:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from hwlearn.ports import Ports
-from hwlearn.rules import (CoupledLearning, FiniteDifference, LinearResponse, Omega, TwoPhase,
-                           per_sample_gradient)
+from hwlearn.rules import (
+    CoupledLearning,
+    FiniteDifference,
+    LinearResponse,
+    Omega,
+    TwoPhase,
+    per_sample_gradient,
+)
 from hwlearn.solver import KirchhoffSolver
 
 SCHEMA = "hwlearn.gradcheck/1"

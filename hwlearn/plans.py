@@ -17,7 +17,13 @@ import numpy as np
 from hwlearn.errors import HwlearnError
 from hwlearn.ports import SERIES, Ports
 from hwlearn.rig import Capabilities
-from hwlearn.rules import FREE, BilinearRule, FiniteDifference, PhaseMeasurement, mse_loss
+from hwlearn.rules import (
+    FREE,
+    BilinearRule,
+    FiniteDifference,
+    PhaseMeasurement,
+    mse_loss,
+)
 from hwlearn.rules.simulate import output_rows
 
 Plan = Generator["Msg", Any, Any]

@@ -11,7 +11,12 @@ import numpy as np
 
 from hwlearn.network import Network
 from hwlearn.ports import Ports
-from hwlearn.rules import FiniteDifference, LinearResponse, per_sample_gradient_and_outputs, simulate_phases
+from hwlearn.rules import (
+    FiniteDifference,
+    LinearResponse,
+    per_sample_gradient_and_outputs,
+    simulate_phases,
+)
 from simulator.circuit import SimulatedCircuit
 from simulator.devices import DeviceModel, make_device_model
 

@@ -23,8 +23,14 @@ from __future__ import annotations
 
 import logging
 
-from simulator.emulators import (BoardFirmware, Keithley2400Emulator, Keithley2450Emulator,
-                                 Keysight34970AEmulator, PtyLineServer, TcpLineServer)
+from simulator.emulators import (
+    BoardFirmware,
+    Keithley2400Emulator,
+    Keithley2450Emulator,
+    Keysight34970AEmulator,
+    PtyLineServer,
+    TcpLineServer,
+)
 from simulator.virtual_circuit import VirtualCircuit
 
 log = logging.getLogger("hwlearn.virtual_bench")

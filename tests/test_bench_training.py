@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,7 @@ from simulator.devices import CalibratedDevices
 from simulator.rig import SimulatedRig
 from simulator.virtual_bench import VirtualBench
 from tests.bench_helpers import EXAMPLE, bench_file_text, example_config, twin_bench
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import ROOT, hwlearn, wait_for_step
 
 
 def _experiment(rule, **training):
@@ -59,14 +57,6 @@ def test_training_through_the_virtual_bench_equals_the_simulated_rig(rule):
                        exp.rngs["device"], exp.initial_ohms)
     _train(RigSubstrate(rig, exp.ports, exp.learnable, exp.rule, bounds=(100.0, 8900.0)), config, exp)
     assert np.max(np.abs(rig.resistances() - on_bench) / on_bench) <= 1e-9
-
-
-def hwlearn(*args, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "hwlearn", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hwlearn {' '.join(map(str, args))} -> {proc.returncode}\n{proc.stderr}")
-    return proc
 
 
 def test_dry_run_executes_the_plan_on_the_simulated_twin():
@@ -104,21 +94,6 @@ def _run(path, experiment, out, *extra):
                              *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_step(run_dir, step, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with RunReader(run_dir) as reader:
-                last = reader.last_step()
-            if last is not None and last.step >= step:
-                return
-        except Exception:
-            pass
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError("the run never got going")
-
-
 def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_path):
     vb, path = served_bench
     proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
@@ -137,7 +112,7 @@ def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_pat
 def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals):
     vb, path = served_bench
     proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
-    _wait_for_step(tmp_path / "run", 3, proc)
+    wait_for_step(tmp_path / "run", 3, proc)
     for sig in signals:
         proc.send_signal(sig)
         time.sleep(0.05)

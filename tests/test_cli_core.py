@@ -1,25 +1,15 @@
 """The solve and gradcheck commands, run as a user runs them."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hwlearn.builders import lattice
 from hwlearn.network_file import save_network
+from tests.cli_helpers import ROOT, hwlearn
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def hwlearn(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "hwlearn", *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hwlearn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
+EXAMPLES = ROOT / "examples"
 
 
 def test_solve_json_has_every_node_and_element():

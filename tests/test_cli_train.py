@@ -3,17 +3,13 @@
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hwlearn.runstore import RunReader
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import hwlearn, start, wait_for_step
 
 SLOW_CONFIG = """
 name = "kill-test"
@@ -26,35 +22,6 @@ epochs = 12
 checkpoint_every = 25
 array_every = 7
 """
-
-
-def hwlearn(*args, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "hwlearn", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hwlearn {' '.join(map(str, args))} -> {proc.returncode}\n{proc.stderr}")
-    return proc
-
-
-def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "hwlearn", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_step(run_dir: Path, step: int, proc, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (run_dir / "run.sqlite").exists():
-            try:
-                with RunReader(run_dir) as reader:
-                    last = reader.last_step()
-                if last is not None and last.step >= step:
-                    return
-            except Exception:
-                pass
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"training never reached step {step}")
 
 
 def final_ohms(run_dir: Path) -> np.ndarray:

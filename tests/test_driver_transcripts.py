@@ -5,8 +5,16 @@ import math
 
 import pytest
 
-from drivers.errors import (ComplianceError, InstrumentError, InstrumentTimeout, LimitError,
-                            ProtocolError, ReadingError, VerifyError, WatchdogTripped)
+from drivers.errors import (
+    ComplianceError,
+    InstrumentError,
+    InstrumentTimeout,
+    LimitError,
+    ProtocolError,
+    ReadingError,
+    VerifyError,
+    WatchdogTripped,
+)
 from drivers.keithley24xx import Keithley2400, Keithley2450, SourceLimits, ramp_points
 from drivers.resistor_board import ResistorBoard, crc8
 from drivers.scanning_voltmeter import Keysight34970A, scan_list

@@ -5,8 +5,11 @@ import math
 
 import pytest
 
-from simulator.emulators import (Keithley2400Emulator, Keithley2450Emulator,
-                                 Keysight34970AEmulator)
+from simulator.emulators import (
+    Keithley2400Emulator,
+    Keithley2450Emulator,
+    Keysight34970AEmulator,
+)
 from simulator.emulators.scpi import Header
 from tests.fake_backend import FakeBackend
 

@@ -15,13 +15,18 @@ from typing import Callable
 
 import pytest
 
-from drivers.errors import (ComplianceError, LimitError, ReadingError, VerifyError)
+from drivers.errors import ComplianceError, LimitError, ReadingError, VerifyError
 from drivers.keithley24xx import Keithley2400, Keithley2450, SourceLimits
 from drivers.resistor_board import ResistorBoard
 from drivers.scanning_voltmeter import Keysight34970A
 from drivers.transport import SerialTransport, VisaTransport
-from simulator.emulators import (Keithley2400Emulator, Keithley2450Emulator,
-                                 Keysight34970AEmulator, ResistorBoardEmulator, TcpLineServer)
+from simulator.emulators import (
+    Keithley2400Emulator,
+    Keithley2450Emulator,
+    Keysight34970AEmulator,
+    ResistorBoardEmulator,
+    TcpLineServer,
+)
 from tests.fake_backend import FakeBackend
 
 TIMEOUT_S = 10.0  # generous: only a dead link may time out, never a slow machine

@@ -8,7 +8,12 @@ import pytest
 from hwlearn.builders import crossbar, lattice, lattice_edge_names, random_graph
 from hwlearn.errors import NetworkError
 from hwlearn.network import Network
-from hwlearn.network_file import load_network, network_from_dict, network_to_dict, save_network
+from hwlearn.network_file import (
+    load_network,
+    network_from_dict,
+    network_to_dict,
+    save_network,
+)
 from hwlearn.solver import KirchhoffSolver
 
 

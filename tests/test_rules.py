@@ -6,8 +6,16 @@ import scipy.linalg as sla
 
 from hwlearn.builders import crossbar, lattice, random_graph
 from hwlearn.ports import Ports
-from hwlearn.rules import (CoupledLearning, FiniteDifference, LinearResponse, Omega, PhaseMeasurement,
-                           TwoPhase, per_sample_gradient, simulate_phases)
+from hwlearn.rules import (
+    CoupledLearning,
+    FiniteDifference,
+    LinearResponse,
+    Omega,
+    PhaseMeasurement,
+    TwoPhase,
+    per_sample_gradient,
+    simulate_phases,
+)
 from hwlearn.solver import Excitation, KirchhoffSolver
 
 

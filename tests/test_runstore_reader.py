@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwlearn.runstore import NotARunError, RunReader, RunStoreError, RunWriter, list_runs
+from hwlearn.runstore import (
+    NotARunError,
+    RunReader,
+    RunStoreError,
+    RunWriter,
+    list_runs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,14 @@ import tomllib
 import numpy as np
 import pytest
 
-from hwlearn.runstore import (DuplicateStepError, RunBusyError, RunExistsError, RunReader, RunStoreError,
-                              RunWriter)
+from hwlearn.runstore import (
+    DuplicateStepError,
+    RunBusyError,
+    RunExistsError,
+    RunReader,
+    RunStoreError,
+    RunWriter,
+)
 
 CONFIG = {"rule": {"name": "omega", "learning_rate": 0.05}, "task": {"name": "xor", "samples": 4},
           "seeds": {"init": 7}}

@@ -13,8 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from hwlearn.cli.train import default_run_dir, describe, summary
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwlearn.reproduce.common import RULES, Profile, TrainingPool, experiment_doc, mean_spread
+from hwlearn.reproduce.common import (
+    RULES,
+    Profile,
+    TrainingPool,
+    experiment_doc,
+    mean_spread,
+)
 
 
 def run(profile: Profile, pool: TrainingPool, progress) -> dict:

@@ -6,7 +6,11 @@ from hwlearn.rules.equilibrium import TwoPhase
 from hwlearn.rules.finite_difference import FiniteDifference, mse_loss
 from hwlearn.rules.linear import LinearResponse
 from hwlearn.rules.omega import Omega
-from hwlearn.rules.simulate import per_sample_gradient, per_sample_gradient_and_outputs, simulate_phases
+from hwlearn.rules.simulate import (
+    per_sample_gradient,
+    per_sample_gradient_and_outputs,
+    simulate_phases,
+)
 
 __all__ = [
     "FREE", "BilinearRule", "CoupledLearning", "FiniteDifference", "LinearResponse", "Omega",

@@ -3,8 +3,14 @@ RunReaders, also while it is written. docs/run-store.md describes the folder and
 
 from hwlearn.runstore.blobs import decode_array, encode_array
 from hwlearn.runstore.checkpoint import Checkpoint
-from hwlearn.runstore.errors import (BlobError, DuplicateStepError, NotARunError, RunBusyError, RunExistsError,
-                                     RunStoreError)
+from hwlearn.runstore.errors import (
+                                     BlobError,
+                                     DuplicateStepError,
+                                     NotARunError,
+                                     RunBusyError,
+                                     RunExistsError,
+                                     RunStoreError,
+)
 from hwlearn.runstore.listing import is_run_dir, list_runs
 from hwlearn.runstore.overview import run_overview
 from hwlearn.runstore.reader import RunReader, StepRecord, Steps

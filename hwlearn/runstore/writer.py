@@ -23,9 +23,21 @@ from hwlearn.runstore.blobs import encode_array
 from hwlearn.runstore.checkpoint import Checkpoint, CheckpointFolder, atomic_write_text
 from hwlearn.runstore.config_text import config_to_toml
 from hwlearn.runstore.database import check_synchronous, connect_writer, create_schema
-from hwlearn.runstore.errors import DuplicateStepError, RunBusyError, RunExistsError, RunStoreError
-from hwlearn.runstore.layout import (CHECKPOINT_DIR, CONFIG_FILE, DATABASE_FILE, LOG_FILE, METADATA_FILE,
-                                     RUN_FORMAT, WRITER_LOCK_FILE)
+from hwlearn.runstore.errors import (
+    DuplicateStepError,
+    RunBusyError,
+    RunExistsError,
+    RunStoreError,
+)
+from hwlearn.runstore.layout import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    DATABASE_FILE,
+    LOG_FILE,
+    METADATA_FILE,
+    RUN_FORMAT,
+    WRITER_LOCK_FILE,
+)
 from hwlearn.runstore.liveness import current_identity
 from hwlearn.runstore.metadata import collect_metadata, utc_iso
 from hwlearn.runstore.names import check_name

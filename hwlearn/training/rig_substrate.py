@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from hwlearn.engine import RunEngine
-from hwlearn.plans import check_rule_on_rig, finite_difference_plan, outputs_plan, program_plan, sample_plan
+from hwlearn.plans import (
+    check_rule_on_rig,
+    finite_difference_plan,
+    outputs_plan,
+    program_plan,
+    sample_plan,
+)
 from hwlearn.ports import Ports
 from hwlearn.rig import Rig, RigError
 from hwlearn.rules import FiniteDifference, PhaseMeasurement

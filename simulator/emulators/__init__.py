@@ -15,7 +15,12 @@ Run one by hand: ``python -m simulator.emulators --help``.
 from simulator.emulators.keithley import Keithley2400Emulator, Keithley2450Emulator
 from simulator.emulators.resistor_board import BoardFirmware, ResistorBoardEmulator
 from simulator.emulators.scanning_voltmeter import Keysight34970AEmulator
-from simulator.emulators.server import LineDevice, PtyLineServer, Received, TcpLineServer
+from simulator.emulators.server import (
+           LineDevice,
+           PtyLineServer,
+           Received,
+           TcpLineServer,
+)
 
 __all__ = ["BoardFirmware", "Keithley2400Emulator", "Keithley2450Emulator",
            "Keysight34970AEmulator", "LineDevice", "PtyLineServer", "Received",

@@ -22,8 +22,13 @@ import math
 import signal
 import threading
 
-from simulator.emulators import (Keithley2400Emulator, Keithley2450Emulator,
-                                 Keysight34970AEmulator, ResistorBoardEmulator, TcpLineServer)
+from simulator.emulators import (
+    Keithley2400Emulator,
+    Keithley2450Emulator,
+    Keysight34970AEmulator,
+    ResistorBoardEmulator,
+    TcpLineServer,
+)
 from simulator.instrument_backend import SourceReading, SourceSetting
 
 KINDS = ("smu2400", "smu2450", "dmm", "board")
