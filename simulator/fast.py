@@ -48,9 +48,13 @@ class FastSimulation:
             return (rule.estimate(circuit.solver, self.ports, circuit.true_resistances(), x, y, self.learnable),
                     self.outputs(x))
         fz, known = circuit.factorization(), circuit.known_resistances()
-        if self.device.read_noise_volts:
-            return per_sample_gradient_and_outputs(fz, self.ports, rule, x, y, self.learnable,
-                                                   known_ohms=known, measure=circuit.read)
+        # The whole-batch path costs d_in + d_out solves, the per-sample one a solve per sample
+        # and phase: for small batches on networks with many ports the latter is cheaper. Read
+        # noise needs it anyway (every measurement gets its own noise).
+        per_sample_solves = np.shape(x)[1] * (1 + len(rule.phases))
+        if self.device.read_noise_volts or per_sample_solves < self.ports.n_inputs + self.ports.n_outputs:
+            return per_sample_gradient_and_outputs(fz, self.ports, rule, x, y, self.learnable, known_ohms=known,
+                                                   measure=circuit.read if self.device.read_noise_volts else None)
         response = LinearResponse(fz, self.ports, self.learnable, known_ohms=known)
         return response.gradient(rule, x, y), response.outputs(x)
 

@@ -5,6 +5,7 @@ With unit responses Vx (edge voltages per unit input), H (outputs per unit input
 voltages per unit output current) and R (outputs per unit output current), each phase's branch
 currents are i = A z for a (k, d_in + d_out) matrix A, and a term's batch mean is
 mean_s (A_p z_s)(A_q z_s) = rowsum((A_p M) * A_q) with the moment matrix M = mean_s z_s z_s^T.
+Each A is kept as U R (edge responses times drives), so the cost is k r_p r_q, not k D^2.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class LinearResponse:
         self._rows = output_rows(ports, self.edges)
         self._EH = np.hstack([self.H, np.zeros((d_out, d_out))])
         self._EY = np.hstack([np.zeros((d_out, d_in)), np.eye(d_out)])
-        self._F0 = np.hstack([self.Vx, np.zeros((len(self.edges), d_out))])
 
     def outputs(self, x) -> np.ndarray:
         """(d_out, B) free-phase outputs."""
@@ -51,34 +51,47 @@ class LinearResponse:
         err = self.outputs(x) - _as_columns(y, self.ports.n_outputs, "targets")
         return float(0.5 * np.mean(np.sum(err * err, axis=0)))
 
-    def current_map(self, phase: Phase | None) -> np.ndarray:
-        """(k, d_in + d_out): branch currents of the measured edges per unit z in this phase."""
+    def factored_map(self, phase: Phase | None) -> tuple[np.ndarray, np.ndarray]:
+        """(U, R) with U @ R the branch currents of the measured edges per unit z in this phase:
+        U (k, r) edge responses, R (r, d_in + d_out) what drives them, r <= d_in + d_out. Kept
+        factored, a term costs k r_l r_r instead of k (d_in + d_out)^2 (networks with many ports)."""
+        d_in = self.ports.n_inputs
+        inputs = (self.g[:, None] * self.Vx, np.eye(d_in, d_in + self.ports.n_outputs))
         if phase is None:
-            return self.g[:, None] * self._F0
+            return inputs
         drive = phase.a * self._EH + phase.b * self._EY
-        base = self._F0 if phase.inputs_on else 0.0
         if phase.mode == "current":
-            volts = base + self.Vj @ drive
+            U, R = self.g[:, None] * self.Vj, drive
         elif phase.mode == "series":
-            volts = base + self.Vj @ (-drive / self.output_ohms[:, None])
+            # Norton currents -s/r_out beside the outputs; on measured output edges the series
+            # source itself is subtracted again to give the branch current g (v - s).
+            series_rows = np.zeros((len(self.edges), self.ports.n_outputs))
             hit = self._rows >= 0
-            volts = np.array(volts, copy=True)
-            volts[self._rows[hit]] -= drive[hit]
+            series_rows[self._rows[hit], np.flatnonzero(hit)] = 1.0
+            U, R = self.g[:, None] * (-self.Vj / self.output_ohms[None, :] - series_rows), drive
         else:  # clamp: currents beside the outputs that bring them to the drive values
             offset = self._EH if phase.inputs_on else 0.0
-            volts = base + self.Vj @ np.linalg.solve(self.R, drive - offset)
-        return self.g[:, None] * volts
+            U, R = self.g[:, None] * self.Vj, np.linalg.solve(self.R, drive - offset)
+        if not phase.inputs_on:
+            return U, R
+        return np.hstack([inputs[0], U]), np.vstack([inputs[1], R])
+
+    def current_map(self, phase: Phase | None) -> np.ndarray:
+        """(k, d_in + d_out): branch currents of the measured edges per unit z in this phase."""
+        U, R = self.factored_map(phase)
+        return U @ R
 
     def gradient(self, rule: BilinearRule, x, y) -> np.ndarray:
         """(k,) batch-mean estimate of ``rule``."""
         z = np.vstack([_as_columns(x, self.ports.n_inputs, "inputs"),
                        _as_columns(y, self.ports.n_outputs, "targets")])
         moments = (z @ z.T) / z.shape[1]
-        maps = {FREE: self.current_map(None)}
-        maps.update({p.name: self.current_map(p) for p in rule.phases})
+        maps = {FREE: self.factored_map(None)}
+        maps.update({p.name: self.factored_map(p) for p in rule.phases})
         total = np.zeros(len(self.edges))
         for term in rule.terms:
-            total += term.coef * np.einsum("kd,kd->k", maps[term.left] @ moments, maps[term.right])
+            (U_l, R_l), (U_r, R_r) = maps[term.left], maps[term.right]
+            total += term.coef * np.einsum("ki,ki->k", U_l @ (R_l @ moments @ R_r.T), U_r)
         return total
 
     def exact_gradient(self, x, y) -> np.ndarray:

@@ -27,9 +27,10 @@ import scipy.sparse.linalg as spla
 
 from hwlearn.errors import SolverError
 
-# Up to this many unknowns a dense factorisation is as fast as a sparse one (see
-# benchmarks/bench_solver.py); graphs that fill in anyway (crossbars) stay dense longer.
-DENSE_MAX_UNKNOWNS = 1500
+# Up to this many unknowns a dense factorisation is as fast as a sparse one: factor and 7 solves
+# took 0.17 ms dense and sparse at 143 unknowns (a 12 x 12 lattice), 2.2 ms dense against
+# 0.25 ms with SuperLU at 255. Graphs that fill in anyway (crossbars) stay dense much longer.
+DENSE_MAX_UNKNOWNS = 150
 DENSE_MAX_UNKNOWNS_IF_FILLED = 6000
 DENSE_FILL_FRACTION = 0.05
 
@@ -42,7 +43,11 @@ class NumericFactor:
     """A factorised matrix: ``solve(rhs)`` for rhs of shape (n,) or (n, k)."""
 
     def __init__(self, solve: Callable[[np.ndarray], np.ndarray]):
-        self.solve = solve
+        self._solve = solve
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        with BLAS_THREADS.for_size(rhs.shape[0]):
+            return self._solve(rhs)
 
 
 def _not_spd(exc: Exception) -> SolverError:
@@ -58,7 +63,8 @@ class DenseCholesky:
 
     def factor(self, matrix: sp.csc_matrix) -> NumericFactor:
         try:
-            cf = sla.cho_factor(matrix.toarray(), lower=True, check_finite=False)
+            with BLAS_THREADS.for_size(matrix.shape[0]):
+                cf = sla.cho_factor(matrix.toarray(), lower=True, check_finite=False)
         except np.linalg.LinAlgError as exc:
             raise _not_spd(exc) from None
         return NumericFactor(lambda rhs: sla.cho_solve(cf, rhs, check_finite=False))
@@ -66,10 +72,6 @@ class DenseCholesky:
 
 class CholmodCholesky:
     name = "cholmod"
-    # Below this many unknowns the supernodes are small and BLAS threads cost more than they
-    # give: one thread factorises a 1e5-edge lattice 40% faster on 2 cores, two threads win
-    # at 1e6 edges (benchmarks/bench_solver.py).
-    SINGLE_THREAD_BELOW = 200_000
 
     def __init__(self, pattern: sp.csc_matrix):
         from sksparse.cholmod import analyze
@@ -77,26 +79,45 @@ class CholmodCholesky:
         # Nested dissection: on 2D lattices a quarter less fill and a third less factorisation
         # time than AMD, for a symbolic analysis that is paid once per network.
         self._symbolic = analyze(pattern, mode="supernodal", ordering_method="nesdis")
-        self._threads = 1 if pattern.shape[0] < self.SINGLE_THREAD_BELOW else None
+        self._n = pattern.shape[0]
 
     def factor(self, matrix: sp.csc_matrix) -> NumericFactor:
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 
         try:
-            with _blas_threads(self._threads):
+            with BLAS_THREADS.for_size(self._n):
                 numeric = self._symbolic.cholesky(matrix)  # reuses the symbolic analysis
         except CholmodNotPositiveDefiniteError as exc:
             raise _not_spd(exc) from None
         return NumericFactor(numeric.solve_A)
 
 
-def _blas_threads(limit: int | None):
-    """Context limiting BLAS threads (threadpoolctl, installed with the cholmod extra)."""
-    if limit is None or importlib.util.find_spec("threadpoolctl") is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+class _BlasThreads:
+    """Limits BLAS threads around factorisations and solves of small systems.
 
-    return threadpool_limits(limits=limit, user_api="blas")
+    On 2 cores, OpenBLAS threads small triangular solves; when another process is busy the
+    threads wait on each other: a 33 x 33 cho_solve with 32 right-hand sides took 14.5 ms on two
+    threads against 0.1 ms on one (benchmarks/bench_solver.py, docs/performance.md). Below
+    SINGLE_THREAD_BELOW unknowns one thread is never slower, loaded or not. The controller scans
+    the loaded libraries once (1.5 ms); each later use costs about 20 microseconds.
+    """
+
+    SINGLE_THREAD_BELOW = 200_000
+
+    def __init__(self):
+        self._controller = None
+
+    def for_size(self, unknowns: int):
+        if unknowns >= self.SINGLE_THREAD_BELOW:
+            return contextlib.nullcontext()
+        if self._controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=1, user_api="blas")
+
+
+BLAS_THREADS = _BlasThreads()
 
 
 class SuperLUCholesky:
@@ -128,8 +149,9 @@ class SuperLUCholesky:
         permuted = sp.csc_matrix((matrix.data[self._gather], self._indices, self._indptr),
                                  shape=matrix.shape)
         try:
-            lu = spla.splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                           options=dict(SymmetricMode=True))
+            with BLAS_THREADS.for_size(matrix.shape[0]):
+                lu = spla.splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                               options=dict(SymmetricMode=True))
         except RuntimeError as exc:
             raise _not_spd(exc) from None
         order = self._order
