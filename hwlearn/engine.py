@@ -15,6 +15,7 @@ from collections import Counter
 
 import numpy as np
 
+from hwlearn.errors import HwlearnError
 from hwlearn.plans import Msg, Plan
 from hwlearn.rig import Rig
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 STATES = ("idle", "running", "paused", "stopping", "aborting", "done", "failed")
 
 
-class EngineStopped(Exception):
+class EngineStopped(HwlearnError):
     """Raised inside a plan's execution when the engine was aborted or emergency-stopped."""
 
 

@@ -13,6 +13,7 @@ import signal
 import threading
 from pathlib import Path
 
+from hwlearn.engine import EngineStopped
 from hwlearn.experiment import Experiment
 from hwlearn.runstore import RunWriter
 from hwlearn.training.trainer import Result, Settings, Trainer
@@ -67,17 +68,21 @@ def train_in_folder(experiment: Experiment, substrate, run_dir: Path, *, resume:
                       experiment.rngs, progress=progress, stop=stop)
     if resume:
         writer = RunWriter.resume(run_dir, synchronous=synchronous)
-        checkpoint = writer.resumed_from
-        position = trainer.restore(checkpoint.arrays, checkpoint.state) if checkpoint is not None else None
     else:
         meta = {"seeds": experiment.config["seeds"], "substrate": substrate.description,
                 "network": repr(experiment.network), **(metadata or {})}
         writer = RunWriter.create(run_dir, experiment.config, meta, synchronous=synchronous)
         writer.set_summary(**ceiling_summary(experiment))
-        position = None
     trainer.recorder = writer
     with writer, stop_on_signals(stop):
-        result = trainer.run(resume=position)
+        checkpoint = writer.resumed_from
+        # Inside the block: a bench that cannot return to the checkpoint fails the run cleanly.
+        position = trainer.restore(checkpoint.arrays, checkpoint.state) if checkpoint is not None else None
+        try:
+            result = trainer.run(resume=position)
+        except EngineStopped as exc:  # abort or emergency stop from the engine's verbs
+            writer.close("aborted", str(exc))
+            raise
         writer.close(result.status, "stop requested" if result.status == "stopped" else "")
     if progress is not None:
         progress.finish()
