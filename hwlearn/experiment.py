@@ -51,13 +51,6 @@ def make_rule(config: dict):
     return FiniteDifference(config["relative_step"])
 
 
-def _task_dimensions(task_cfg: dict) -> tuple[int, int]:
-    if task_cfg["name"] == "iris":
-        features = 8 if task_cfg["encoding"] == "differential" else 4
-        return features + (1 if task_cfg["bias"] else 0), 3
-    return task_cfg["inputs"], task_cfg["outputs"]
-
-
 def _edge_spec(value, default_count: int):
     return default_count if value == "auto" else value
 
@@ -79,9 +72,14 @@ def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> N
                                     outputs=_edge_spec(cfg["output_edges"], d_out))
         if kind == "random":
             counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
-            if not all(isinstance(c, int) for c in counts):
-                named = builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed)
-                return builders.with_default_roles(named, *counts)
+            named = [isinstance(c, list) for c in counts]
+            if any(named) and not all(named):
+                raise ConfigError(f"{source}: network.input_edges = {cfg['input_edges']!r}, network.output_edges = "
+                                  f"{cfg['output_edges']!r}: a random graph takes both as edge names or both as "
+                                  "counts (or 'auto'), so chosen and random edges cannot collide")
+            if all(named):
+                graph = builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed)
+                return builders.with_default_roles(graph, *counts)
             return builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed, inputs=counts[0], outputs=counts[1])
         net = load_network(cfg["path"])
         inputs = None if cfg["input_edges"] == "auto" else cfg["input_edges"]
@@ -108,7 +106,15 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
     used instead of [network]'s builder; 'all' for tunable/readable then means its roles."""
     seeds = config["seeds"]
     rngs = {name: np.random.default_rng(seeds[name]) for name in ("shuffle", "noise", "device")}
-    d_in, d_out = _task_dimensions(config["task"])
+    task_cfg = config["task"]
+    iris = None
+    if task_cfg["name"] == "iris":  # needs no network: built first, it says how many ports there are
+        iris = IrisTask(test_fraction=task_cfg["test_fraction"], encoding=task_cfg["encoding"],
+                        bias=task_cfg["bias"], target_scale=task_cfg["target_scale"],
+                        noise_sigma=task_cfg["noise_sigma"], seed=seeds["split"])
+        d_in, d_out = iris.n_inputs, iris.n_outputs
+    else:
+        d_in, d_out = task_cfg["inputs"], task_cfg["outputs"]
     net_cfg = config["network"]
     if network is None:
         net = build_network(net_cfg, d_in, d_out, source, seeds["init"])
@@ -163,11 +169,8 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
     if learnable.size == 0:
         raise ConfigError(f"{source}: no edge can be updated: check network.tunable, network.readable and [mask]")
 
-    task_cfg = config["task"]
-    if task_cfg["name"] == "iris":
-        task = IrisTask(test_fraction=task_cfg["test_fraction"], encoding=task_cfg["encoding"],
-                        bias=task_cfg["bias"], target_scale=task_cfg["target_scale"],
-                        noise_sigma=task_cfg["noise_sigma"], seed=seeds["split"])
+    if iris is not None:
+        task = iris
     else:
         teacher = initial.copy()
         t_rng = np.random.default_rng(seeds["teacher"])

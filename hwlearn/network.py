@@ -185,10 +185,6 @@ class Network:
     def _edge_lookup(self) -> dict[str, int]:
         return {name.lower(): k for k, name in enumerate(self.edge_names)}
 
-    @cached_property
-    def _node_lookup(self) -> dict[str, int]:
-        return {name: k for k, name in enumerate(self.node_names)}
-
     def edge_indices(self, spec, what: str = "edge list") -> np.ndarray:
         """Indices of edges given as names (case-insensitive, as in SPICE), integer indices or a
         boolean mask of length m."""
@@ -213,12 +209,6 @@ class Network:
                                f"e.g. {', '.join(self.edge_names[:3])})")
         return np.array([self._edge_lookup[str(x).lower()] for x in arr], dtype=np.int64)
 
-    def node_index(self, name: str) -> int:
-        try:
-            return self._node_lookup[name]
-        except KeyError:
-            raise NetworkError(f"no node named '{name}'") from None
-
     def role(self, name: str) -> np.ndarray:
         """Indices of the edges that have role ``name``."""
         if name not in ROLES:
@@ -232,11 +222,6 @@ class Network:
     @property
     def outputs(self) -> np.ndarray:
         return self.role("output")
-
-    @property
-    def learnable(self) -> np.ndarray:
-        """Edges that are both readable and tunable: the ones a bench can update."""
-        return np.flatnonzero(self.roles["readable"] & self.roles["tunable"])
 
     # ----------------------------------------------------------------- matrices
     @cached_property

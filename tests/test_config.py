@@ -66,6 +66,8 @@ def test_invalid_values_are_refused_naming_key_value_and_what_is_allowed(doc, me
      "the network has 1 input and 1 output edges, the task 'iris' needs 9 and 3"),
     ({"network": {"builder": "crossbar", "input_edges": 4}}, "network.input_edges = 4: a crossbar has one input"),
     ({"network": {"builder": "file", "path": "/nonexistent/net.json"}}, "cannot read /nonexistent/net.json"),
+    ({"network": {"builder": "random", "nodes": 12, "edges": 30, "input_edges": ["R0", "R1", "R2"]},
+      "task": {"name": "teacher", "inputs": 3, "outputs": 2}}, "both as edge names or both as counts"),
 ])
 def test_inconsistencies_found_when_building_name_the_key(doc, message):
     with pytest.raises(ConfigError) as info:

@@ -8,14 +8,13 @@ run as 'failed' with the message.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 from pathlib import Path
 
 from hwlearn.engine import EngineStopped
 from hwlearn.experiment import Experiment
 from hwlearn.runstore import RunWriter
+from hwlearn.signals import stop_on_signals
 from hwlearn.training.trainer import Result, Settings, Trainer
 
 
@@ -23,26 +22,6 @@ def settings_from(config: dict) -> Settings:
     t, r = config["training"], config["record"]
     return Settings(t["learning_rate"], t["batch_size"], t["epochs"], t["update"], r["array_every"],
                     r["checkpoint_every"])
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event):
-    """Turn the first SIGINT/SIGTERM into a stop request; a second SIGINT interrupts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request_stop(signum, frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def ceiling_summary(experiment: Experiment) -> dict:
