@@ -5,8 +5,8 @@ round trips per sample for each rule, against the minimum the wiring allows.
 
 The minimum per sample is hwlearn.plans.minimum_exchanges_per_sample: the inputs set whenever
 they change, the outputs driven whenever their drive changes, one multiplexer scan per phase,
-and one board write per update (spread over the batch). Everything runs through the real drivers (pyvisa-py sockets, pyserial) to emulators on
-loopback; nothing here asserts a time.
+and one board write per update (spread over the batch). Everything runs through the real
+drivers (pyvisa-py sockets, pyserial) to emulators on loopback; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from drivers.bench import Bench  # noqa: E402
-from drivers.bench_file import load_bench_file  # noqa: E402
+from hwlearn.config.bench import load_bench_file  # noqa: E402
 from hwlearn.plans import minimum_exchanges_per_sample  # noqa: E402
 from hwlearn.ports import Ports  # noqa: E402
 from hwlearn.rules import CoupledLearning, Omega, TwoPhase  # noqa: E402

@@ -7,7 +7,7 @@ or, where noted, as a count placed by a fixed rule.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,16 +80,16 @@ def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohm
     layers = [inputs, *hidden, outputs]
     if any(int(n) < 1 for n in layers):
         raise NetworkError(f"crossbar: every layer needs at least one line, got {layers}")
-    prefixes = ["in"] + [f"h{l}_" for l in range(1, len(layers) - 1)] + ["out"]
+    prefixes = ["in"] + [f"h{layer}_" for layer in range(1, len(layers) - 1)] + ["out"]
     nodes = ["0"]
     first = []
     for prefix, count in zip(prefixes, layers):
         first.append(len(nodes))
         nodes += [f"{prefix}{i}" for i in range(count)]
     edges: list[tuple[int, int, str]] = [(first[0] + i, 0, f"Rin{i}") for i in range(inputs)]
-    for l in range(len(layers) - 1):
-        edges += [(first[l] + i, first[l + 1] + j, f"Rx{l}_{i}_{j}")
-                  for i in range(layers[l]) for j in range(layers[l + 1])]
+    for k in range(len(layers) - 1):
+        edges += [(first[k] + i, first[k + 1] + j, f"Rx{k}_{i}_{j}")
+                  for i in range(layers[k]) for j in range(layers[k + 1])]
     edges += [(first[-1] + j, 0, f"Rout{j}") for j in range(outputs)]
     n_cross = len(edges) - inputs - outputs
     ohms = np.r_[np.full(inputs, float(source_ohms)), _resistances(cross_ohms, n_cross, "crossbar"),

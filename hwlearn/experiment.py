@@ -16,7 +16,6 @@ from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
 from hwlearn.network_file import load_network
 from hwlearn.ports import Ports
-from hwlearn.registry import SUBSTRATES, lookup
 from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
 from hwlearn.tasks import IrisTask, Task, TeacherTask
 
@@ -32,11 +31,6 @@ class Experiment:
     initial_ohms: np.ndarray
     rngs: dict[str, np.random.Generator]
     source: str = "<config>"
-
-    def substrate(self, kind: str = "simulated", backend: str = "auto"):
-        factory = lookup(SUBSTRATES, kind, "substrate")
-        return factory(self.network, self.ports, self.learnable, self.config["device"], self.initial_ohms,
-                       self.rngs["device"], backend)
 
 
 def make_rule(config: dict):

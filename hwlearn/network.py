@@ -15,9 +15,9 @@ Conventions (PAPER.md section 1, fixed once here):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,7 +45,7 @@ class SourceSet:
         return len(self.names)
 
     @classmethod
-    def build(cls, names: Sequence[str], pos, neg, values) -> "SourceSet":
+    def build(cls, names: Sequence[str], pos, neg, values) -> SourceSet:
         return cls(
             tuple(names),
             _frozen(np.asarray(pos, dtype=np.int64).reshape(-1)),
@@ -236,7 +236,7 @@ class Network:
         return B
 
     # ----------------------------------------------------------------- copies
-    def _copy(self, **changes) -> "Network":
+    def _copy(self, **changes) -> Network:
         kwargs = dict(
             node_names=self.node_names, edge_a=self.edge_a, edge_b=self.edge_b,
             resistance=self.resistance, ground=self.ground, edge_names=self.edge_names,
@@ -246,16 +246,16 @@ class Network:
         kwargs.update(changes)
         return Network(**kwargs)
 
-    def with_roles(self, **roles) -> "Network":
+    def with_roles(self, **roles) -> Network:
         """A copy with the given roles replaced (others kept). Values as in the constructor."""
         merged = dict(self.roles)
         merged.update(roles)
         return self._copy(roles=merged)
 
-    def with_resistances(self, resistance) -> "Network":
+    def with_resistances(self, resistance) -> Network:
         return self._copy(resistance=resistance)
 
-    def with_series_volts(self, series_volts) -> "Network":
+    def with_series_volts(self, series_volts) -> Network:
         return self._copy(series_volts=series_volts)
 
     def __repr__(self) -> str:

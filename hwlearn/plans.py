@@ -9,8 +9,9 @@ measured edges, output drives in the form the rig applies them (hwlearn.rules.ba
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 

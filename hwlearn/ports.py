@@ -41,7 +41,7 @@ class Ports:
         return tuple(self.network.edge_names[k] for k in self.outputs)
 
     @classmethod
-    def from_roles(cls, network: Network, inputs=None, outputs=None, gain: float = 1.0) -> "Ports":
+    def from_roles(cls, network: Network, inputs=None, outputs=None, gain: float = 1.0) -> Ports:
         """Inputs are series sources on input edges; both lists default to the network's roles."""
         inp = network.inputs if inputs is None else network.edge_indices(inputs, "inputs")
         out = network.outputs if outputs is None else network.edge_indices(outputs, "outputs")
@@ -50,7 +50,7 @@ class Ports:
         return cls(network, names, (SERIES,) * len(inp), np.asarray(inp), _check_outputs(network, out), gain)
 
     @classmethod
-    def from_sources(cls, network: Network, sources=None, outputs=None, gain: float = 1.0) -> "Ports":
+    def from_sources(cls, network: Network, sources=None, outputs=None, gain: float = 1.0) -> Ports:
         """Inputs are named sources: V or I elements, or edges with a series source.
 
         Default: every source of the network (input edges and edges with a non-zero series

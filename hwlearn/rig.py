@@ -83,7 +83,7 @@ class Rig(abc.ABC):
     def close(self) -> None:
         self.safe_state()
 
-    def __enter__(self) -> "Rig":
+    def __enter__(self) -> Rig:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,7 +18,7 @@ from hwlearn.rules import (
     simulate_phases,
 )
 from simulator.circuit import SimulatedCircuit
-from simulator.devices import DeviceModel, make_device_model
+from simulator.devices import DeviceModel
 
 
 class FastSimulation:
@@ -72,8 +72,3 @@ class FastSimulation:
                                       known_ohms=self.circuit.known_resistances())
         return {name: m.voltages[:, 0] for name, m in measured.items()}
 
-
-def build_substrate(network: Network, ports: Ports, learnable: np.ndarray, device_config: dict,
-                    initial_ohms: np.ndarray, rng: np.random.Generator, backend: str = "auto") -> FastSimulation:
-    """The 'simulated' substrate of the registry, from a validated [device] table."""
-    return FastSimulation(network, ports, learnable, make_device_model(device_config), initial_ohms, rng, backend)

@@ -82,10 +82,3 @@ class SimulatedRig(Rig):
         self._inputs = np.zeros(self.network.inputs.size)
         self._drive = ("open", None)
 
-
-def build_simulated_rig(network: Network, device_config: dict, initial_ohms: np.ndarray,
-                        rng: np.random.Generator, backend: str = "auto") -> SimulatedRig:
-    """The 'simulated' rig of the registry, from a validated [device] table."""
-    from simulator.devices import make_device_model
-
-    return SimulatedRig(network, make_device_model(device_config), rng, initial_ohms, backend)

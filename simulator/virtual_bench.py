@@ -15,7 +15,7 @@ pyserial's socket:// waits 0.3 s), whatever the resources say, so a dry run can 
 bench (GPIB, USB, /dev/tty...) on this machine; ``bench_config()`` is then the bench file with
 the twin's resources. Servers bind 127.0.0.1 only.
 
-The config is a drivers.bench_file.BenchConfig, used by attribute only (the simulator does not
+The config is a hwlearn.config.bench.BenchConfig, used by attribute only (the simulator does not
 import the drivers).
 """
 
@@ -65,7 +65,7 @@ class VirtualBench:
         self._started = False
 
     # -- life cycle --------------------------------------------------------------------------
-    def start(self) -> "VirtualBench":
+    def start(self) -> VirtualBench:
         if self._started:
             return self
         try:
@@ -99,7 +99,7 @@ class VirtualBench:
         self.servers.clear()
         self._started = False
 
-    def __enter__(self) -> "VirtualBench":
+    def __enter__(self) -> VirtualBench:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,7 +1,7 @@
 """The physics behind the virtual bench: one SimulatedCircuit that every emulator talks to.
 
 An InstrumentBackend (simulator/instrument_backend.py) built from a validated bench file (a
-drivers.bench_file.BenchConfig, used by attribute only). What each instrument is in the circuit
+hwlearn.config.bench.BenchConfig, used by attribute only). What each instrument is in the circuit
 (sign conventions of hwlearn.network; a unit's polarity P is +1 when HI is at the edge's a node):
 
 - an input unit, in series with its edge's resistor: sourcing volts V, the edge's series source
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class VirtualCircuit:
         return self.board(self._only_board()).read_codes(channels)
 
     # ================================================================== boards
-    def board(self, name: str) -> "BoardPort":
+    def board(self, name: str) -> BoardPort:
         """The backend one board's emulator talks to (a bench may have several boards)."""
         return BoardPort(self, name)
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from drivers.bench import Bench
-from drivers.bench_file import BenchConfig, validate_bench
+from hwlearn.config.bench import BenchConfig, validate_bench
 from hwlearn.config.schema import load_toml
 from simulator.virtual_bench import VirtualBench
 

@@ -37,10 +37,9 @@ def random_netlist(seed: int, n_nodes: int = 8, extra_edges: int = 6) -> str:
     def value(lo, hi):
         return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
-    r_count = v_count = 0
+    v_count = 0
     internal = n_nodes
-    for a, b in sorted(pairs):
-        r_count += 1
+    for r_count, (a, b) in enumerate(sorted(pairs), start=1):
         if rng.random() < 0.25:  # a source in series with this resistor, through a new node
             v_count += 1
             mid = f"s{internal}"

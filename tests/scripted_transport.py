@@ -16,8 +16,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from drivers.errors import InstrumentTimeout
-from drivers.transport import Transport
+from drivers.instruments.errors import InstrumentTimeout
+from drivers.instruments.transport import Transport
 
 
 @dataclass

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from drivers.bench_file import load_bench_file
 from hwlearn.builders import lattice
+from hwlearn.config.bench import load_bench_file
 from hwlearn.errors import ConfigError
 from hwlearn.network_file import save_network
 from tests.bench_helpers import EXAMPLE, config_of, example_doc
@@ -28,7 +28,8 @@ def refused(doc, *words, source="bench.toml"):
 def test_example_bench_has_the_documented_roles():
     config = load_bench_file(EXAMPLE)
     net = config.network
-    names = lambda role: sorted(net.edge_names[k] for k in net.role(role))
+    def names(role):
+        return sorted(net.edge_names[k] for k in net.role(role))
     assert names("input") == ["Rv0_0", "Rv1_0"]
     assert names("output") == ["Rv0_3", "Rv1_3", "Rv2_3"]
     assert len(names("tunable")) == 16 and len(names("readable")) == 20
@@ -122,7 +123,7 @@ def test_source_meter_settings_are_checked(key, value, words):
     doc = example_doc()
     doc["instruments"]["smu_in0"][key] = value
     refused(doc, *words)
-    if not key == "channels":
+    if key != "channels":
         refused(doc, f"instruments.smu_in0.{key}", repr(value))
 
 

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from drivers.bench_file import load_bench_file
 from hwlearn.config import load_experiment
+from hwlearn.config.bench import load_bench_file
 from hwlearn.experiment import build_experiment
 from hwlearn.runstore import RunReader
 from hwlearn.training.rig_substrate import RigSubstrate
@@ -126,7 +126,8 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
 def test_a_limit_violation_fails_the_run_before_sending_and_leaves_the_bench_safe(served_bench, tmp_path):
     vb, path = served_bench
     experiment = tmp_path / "loud.toml"
-    experiment.write_text((ROOT / "examples/bench-teacher-omega.toml").read_text().replace("gamma = 0.4", "gamma = 4.0"))
+    text = (ROOT / "examples/bench-teacher-omega.toml").read_text()
+    experiment.write_text(text.replace("gamma = 0.4", "gamma = 4.0"))
     proc = _run(path, experiment, tmp_path / "run", "--quiet")
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "exceeds max_volts = 2 V; nothing was sent" in stderr, stderr
@@ -145,7 +146,9 @@ def test_a_rule_the_bench_cannot_run_is_refused_before_any_instrument_is_opened(
     text = path.read_text()
     no_clamp = tmp_path / "no-clamp.toml"
     # Without a current limit the output units cannot act as clamps.
-    no_clamp.write_text(text.replace("compliance_amps = 0.002        # clamps: a voltage source that stops at 2 mA\n", ""))
-    proc = hwlearn("run", "examples/bench-teacher-coupled.toml", "--bench", no_clamp, "--out", tmp_path / "r", check=False)
+    clamp_line = "compliance_amps = 0.002        # clamps: a voltage source that stops at 2 mA\n"
+    no_clamp.write_text(text.replace(clamp_line, ""))
+    proc = hwlearn("run", "examples/bench-teacher-coupled.toml", "--bench", no_clamp, "--out", tmp_path / "r",
+                   check=False)
     assert proc.returncode == 2 and "needs voltage clamps across the output edges" in proc.stderr, proc.stderr
     assert not any(device.lines() for device in vb.emulators.values())

@@ -85,3 +85,21 @@ def test_missing_or_broken_files_fail_with_a_clear_message(tmp_path):
     bad.write_text("t\nR1 a 0 1k\nQ1 a b c npn\n")
     proc = hwlearn("solve", bad, check=False)
     assert proc.returncode == 2 and "line 3: unsupported element 'Q1'" in proc.stderr
+
+
+@pytest.mark.parametrize("targets", ["-0.1,0.2", "-1e-1,2e-1"])
+def test_gradcheck_takes_negative_targets(targets):
+    doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4",
+                             "--targets", targets, "--json").stdout)
+    positive = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4",
+                                  "--targets", "0.1,0.2", "--json").stdout)
+    assert doc["loss"] != positive["loss"]  # the sign reached the loss: -0.1 was read as a value
+    assert doc["rules"]["omega"]["cosine"] > 0.999
+
+
+def test_python_dash_m_hwlearn_runs_the_cli():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "hwlearn", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("hwlearn "), proc.stderr

@@ -10,16 +10,16 @@ query after the action (``sync``), never by waiting."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
-from drivers.errors import ComplianceError, LimitError, ReadingError, VerifyError
-from drivers.keithley24xx import Keithley2400, Keithley2450, SourceLimits
-from drivers.resistor_board import ResistorBoard
-from drivers.scanning_voltmeter import Keysight34970A
-from drivers.transport import SerialTransport, VisaTransport
+from drivers.instruments.errors import ComplianceError, LimitError, ReadingError, VerifyError
+from drivers.instruments.keithley24xx import Keithley2400, Keithley2450, SourceLimits
+from drivers.instruments.resistor_board import ResistorBoard
+from drivers.instruments.scanning_voltmeter import Keysight34970A
+from drivers.instruments.transport import SerialTransport, VisaTransport
 from simulator.emulators import (
     Keithley2400Emulator,
     Keithley2450Emulator,

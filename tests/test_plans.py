@@ -6,11 +6,11 @@ import time
 import numpy as np
 import pytest
 
+from hwlearn.app.launch import simulated_rig, simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.engine import EngineStopped, RunEngine
 from hwlearn.experiment import build_experiment
 from hwlearn.plans import Msg, PlanError, check_rule_on_rig, sample_plan
-from hwlearn.registry import RIGS, lookup
 from hwlearn.rig import Capabilities, RigError
 from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
 from hwlearn.training.rig_substrate import RigSubstrate
@@ -23,7 +23,7 @@ LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}
 def _rig_setup(doc, seed=2):
     config = resolve(doc, "<test>", seed=seed)
     exp = build_experiment(config)
-    rig = lookup(RIGS, "simulated", "rig")(exp.network, config["device"], exp.initial_ohms, exp.rngs["device"])
+    rig = simulated_rig(exp)
     return config, exp, rig
 
 
@@ -31,7 +31,7 @@ def _rig_setup(doc, seed=2):
 def test_plan_path_on_the_ideal_simulated_rig_follows_the_fast_path(rule):
     doc = {"rule": {"name": rule}, "training": {"epochs": 2, "learning_rate": LEARNING_RATES[rule]}}
     config, fast_exp, _ = _rig_setup(doc)
-    fast = fast_exp.substrate()
+    fast = simulated_substrate(fast_exp)
     Trainer(fast, fast_exp.task, fast_exp.rule, settings_from(config), fast_exp.rngs).run()
     config, exp, rig = _rig_setup(doc)
     Trainer(RigSubstrate(rig, exp.ports, exp.learnable, exp.rule), exp.task, exp.rule, settings_from(config),
@@ -62,7 +62,7 @@ def test_omega_sample_plan_is_the_documented_phase_sequence():
         msg = next(plan)
         while True:
             verbs.append(msg.verb if msg.verb != "drive_outputs" else f"drive_outputs:{msg.args[0]}")
-            result = {"measure": lambda: np.zeros(len(msg.args[0]))}.get(msg.verb, lambda: None)()
+            result = np.zeros(len(msg.args[0])) if msg.verb == "measure" else None
             msg = plan.send(result)
     except StopIteration:
         pass

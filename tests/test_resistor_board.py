@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from drivers.errors import LimitError, ProtocolError, WatchdogTripped
-from drivers.resistor_board import ResistorBoard
-from drivers.transport import SerialTransport
+from drivers.instruments.errors import LimitError, ProtocolError, WatchdogTripped
+from drivers.instruments.resistor_board import ResistorBoard
+from drivers.instruments.transport import SerialTransport
 from simulator.emulators import ResistorBoardEmulator
 from tests.fake_backend import FakeBackend
 

@@ -134,9 +134,9 @@ def main(argv):
 # ---- helpers for the tests --------------------------------------------------------------------
 
 def start(tmp_path, *args):
-    log = open(tmp_path / f"child-{time.monotonic_ns()}.stderr", "w")
-    proc = subprocess.Popen([sys.executable, __file__, *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    with open(tmp_path / f"child-{time.monotonic_ns()}.stderr", "w") as log:  # the child keeps its own copy
+        proc = subprocess.Popen([sys.executable, __file__, *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
     proc.log_path = log.name
     return proc
 
@@ -203,7 +203,7 @@ def test_reader_sees_only_complete_steps_that_only_grow_while_another_process_wr
             lengths = {name: len(s) for name, (s, v) in scalars.items()}
             assert set(lengths) == set(SCALAR_NAMES)
             reference_steps = scalars["step_echo"][0]
-            for name, (s, v) in scalars.items():
+            for _name, (s, _v) in scalars.items():
                 assert np.array_equal(s, reference_steps), f"incomplete step seen: {lengths}"
             assert np.array_equal(scalars["step_echo"][1], reference_steps)
             s, image = reader.arrays("image", since_step=len(previous) - 1)
@@ -225,7 +225,7 @@ def test_sigkilled_writer_leaves_a_consistent_run_that_resumes_without_gaps_or_d
     for cycle, kill_after in enumerate(kill_points):
         proc = start(tmp_path, "train", run, *(["--resume"] if cycle else []))
         already = step_count(run) if cycle else 0
-        wait_until(lambda: step_count(run) >= already + kill_after, proc, f"{kill_after} more steps")
+        wait_until(lambda run=run, goal=already + kill_after: step_count(run) >= goal, proc, f"{kill_after} more steps")
         proc.send_signal(signal.SIGKILL)
         # Wait for the death without reaping it: a zombie must already count as a dead writer.
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
@@ -273,7 +273,7 @@ def test_sigkill_at_random_moments_of_checkpoint_writing_leaves_a_complete_lates
     for i, delay in enumerate(delays):
         run = tmp_path / f"run{i}"
         proc = start(tmp_path, "checkpoints", run, "--size", 2_000_000)
-        wait_until(lambda: (run / "checkpoints" / "ckpt-000001").is_dir(), proc, "the first checkpoint")
+        wait_until(lambda run=run: (run / "checkpoints" / "ckpt-000001").is_dir(), proc, "the first checkpoint")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=HANG_GUARD_S)

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
 from hwlearn.rules import FiniteDifference, LinearResponse
@@ -16,7 +17,7 @@ from hwlearn.training.updates import descend
 def _trainer(doc, seed=0, stop=None, progress=None):
     config = resolve(doc, "<test>", seed=seed)
     exp = build_experiment(config)
-    sub = exp.substrate()
+    sub = simulated_substrate(exp)
     return Trainer(sub, exp.task, exp.rule, settings_from(config), exp.rngs, stop=stop, progress=progress), exp, sub
 
 

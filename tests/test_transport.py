@@ -10,8 +10,8 @@ import tty
 
 import pytest
 
-from drivers.errors import InstrumentTimeout, LimitError, TransportError
-from drivers.transport import SerialTransport, Transport, VisaTransport
+from drivers.instruments.errors import InstrumentTimeout, LimitError, TransportError
+from drivers.instruments.transport import SerialTransport, Transport, VisaTransport
 from simulator.emulators.server import LineDevice, PtyLineServer, TcpLineServer
 from tests.scripted_transport import ScriptedTransport, Timeout
 

@@ -196,7 +196,7 @@ def test_mux_channels_read_resistor_voltages_by_polarity(vc):
     v = vc.resistor_volts()
     wires = {w.channel: w for w in vc.config.mux}
     readings = vc.read_channels(sorted(wires) + [201])
-    for (channel, wire), reading in zip(sorted(wires.items()), readings):
+    for (_channel, wire), reading in zip(sorted(wires.items()), readings):
         assert reading == wire.polarity * v[wire.edge]
     assert wires[109].polarity == -1 and readings[-1] == 0.0  # 201: spans no edge
 

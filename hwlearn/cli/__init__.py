@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from hwlearn import __version__
@@ -12,8 +13,19 @@ from hwlearn.errors import HwlearnError
 COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "bench", "virtual-bench"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a value such as ``-0.1,0.2`` or ``-1e-3`` is a value, not an unknown option:
+    argparse's own test only knows single plain numbers like ``-0.1``. Subparsers inherit it."""
+
+    NUMBERS = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = self.NUMBERS
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hwlearn", description="Train physical resistor networks in the loop.")
+    parser = Parser(prog="hwlearn", description="Train physical resistor networks in the loop.")
     parser.add_argument("--version", action="version", version=f"hwlearn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

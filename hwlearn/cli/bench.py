@@ -1,7 +1,6 @@
 """hwlearn bench list | check BENCH.toml: find instruments, and check a bench end to end.
 
-The drivers are imported inside the commands only: hwlearn never imports drivers/ at module
-level (DESIGN.md, "Layout").
+The drivers are imported when a command runs: pyvisa's import would slow every other command.
 """
 
 from __future__ import annotations
@@ -106,7 +105,7 @@ class Report:
 
 def run_check(args) -> int:
     from drivers.bench import Bench
-    from drivers.bench_file import load_bench_file
+    from hwlearn.config.bench import load_bench_file
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
 

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwlearn.reproduce import reproduce
+    from hwlearn.app.reproduce import reproduce
 
     out = Path(args.out_dir)
     table = reproduce(out, quick=args.quick, progress=lambda line: print(line, file=sys.stderr, flush=True))

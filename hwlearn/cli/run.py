@@ -92,7 +92,7 @@ def _dry_run(args, bench_config, experiment) -> int:
 
 def run(args) -> int:
     from drivers.bench import Bench
-    from drivers.bench_file import load_bench_file
+    from hwlearn.config.bench import load_bench_file
 
     bench_config = load_bench_file(args.bench)
     experiment = _experiment(args, bench_config)

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
 from hwlearn.experiment import Experiment, build_experiment
@@ -56,7 +57,8 @@ def summary(result, run_dir: Path, experiment: Experiment) -> str:
     finally:
         reader.close()
     lines = [f"run       {run_dir}  ({status})",
-             f"progress  {result.position.epoch} epochs, {result.position.step} steps in {result.elapsed_seconds:.1f} s"]
+             f"progress  {result.position.epoch} epochs, {result.position.step} steps "
+             f"in {result.elapsed_seconds:.1f} s"]
     if "train_loss" in m:
         lines.append(f"loss      train {m['train_loss']:.4e}   test {m['test_loss']:.4e}   "
                      f"(least squares: train {ceiling.get('linear_ceiling_train_loss', float('nan')):.4e})")
@@ -85,7 +87,7 @@ def run(args) -> int:
         config = load_experiment(args.config, seed=args.seed)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
     experiment = build_experiment(config, args.config or str(run_dir))
-    substrate = experiment.substrate("simulated", backend=args.backend)
+    substrate = simulated_substrate(experiment, backend=args.backend)
     print(describe(experiment, substrate), file=sys.stderr)
     progress = None if args.quiet else ProgressBar()
     result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume), progress=progress)

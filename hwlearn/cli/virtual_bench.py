@@ -3,7 +3,7 @@
 Emulators of the instruments (simulator/emulators) behind one simulated circuit
 (simulator/virtual_circuit.py), on the ports of the bench file's resources, or on ephemeral
 ports with --twin. Prints each instrument's resource, then runs until Ctrl-C or SIGTERM and
-stops cleanly (exit 0). The simulator is imported inside the command only (DESIGN.md, "Layout").
+stops cleanly (exit 0). The emulators are imported when the command runs, so other commands start fast.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from drivers.bench_file import load_bench_file
+    from hwlearn.config.bench import load_bench_file
     from simulator.virtual_bench import VirtualBench
 
     config = load_bench_file(args.bench_file)

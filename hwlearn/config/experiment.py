@@ -25,7 +25,8 @@ def _positive(doc: str, default=REQUIRED, **kw) -> Field:
 
 NETWORK = Section(
     {
-        "builder": Field("str", "crossbar", "how the network is made", choices=("lattice", "crossbar", "random", "file")),
+        "builder": Field("str", "crossbar", "how the network is made",
+                         choices=("lattice", "crossbar", "random", "file")),
         "rows": Field("int", 6, "lattice: rows of nodes", minimum=2),
         "cols": Field("int", 6, "lattice: columns of nodes", minimum=2),
         "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),

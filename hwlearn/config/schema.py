@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from hwlearn.errors import ConfigError
 
@@ -36,7 +37,7 @@ class Field:
 
 @dataclass(frozen=True)
 class Section:
-    fields: Mapping[str, "Field | Section"]
+    fields: Mapping[str, Field | Section]
     doc: str = ""
     # Optional: the key whose value selects which other keys are allowed, e.g. the builder.
     variant_key: str | None = None

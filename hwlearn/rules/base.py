@@ -14,8 +14,9 @@ returns grad_r L, and the descent step is r <- r - lr * estimate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 

@@ -7,7 +7,7 @@ the same rule code a bench plan calls. Large batches are cut into chunks to boun
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -21,7 +21,7 @@ GIT_TIMEOUT_S = 5.0
 
 def utc_iso(seconds: float) -> str:
     """Unix time in seconds as UTC ISO 8601 with a Z, to the microsecond."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def package_versions() -> dict[str, str | None]:

@@ -109,7 +109,7 @@ class RunReader:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "RunReader":
+    def __enter__(self) -> RunReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -76,7 +76,7 @@ def _remove_partial_run(run_dir: Path) -> None:
 
 
 class _RunLogHandler(logging.Handler):
-    def __init__(self, writer: "RunWriter", level: int):
+    def __init__(self, writer: RunWriter, level: int):
         super().__init__(level)
         self.writer = writer
         self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -108,7 +108,7 @@ class RunWriter:
         self._checkpoints = CheckpointFolder(run_dir / CHECKPOINT_DIR)
         self._lock = threading.RLock()
         self._checkpoint_lock = threading.Lock()
-        self._log_file = open(run_dir / LOG_FILE, "a", encoding="utf-8", buffering=1)
+        self._log_file = open(run_dir / LOG_FILE, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by close())
         self._closed = False
         self.resumed_from = resumed_from
         self.session = session
@@ -117,7 +117,7 @@ class RunWriter:
 
     @classmethod
     def create(cls, run_dir, config: dict, metadata: dict | None = None, *,
-               synchronous: str = "FULL") -> "RunWriter":
+               synchronous: str = "FULL") -> RunWriter:
         """Start a new run in ``run_dir`` (created if missing; refused if it holds anything).
 
         ``config`` is the resolved experiment config (written as config.toml and into the
@@ -177,7 +177,7 @@ class RunWriter:
 
     @classmethod
     def resume(cls, run_dir, *, synchronous: str = "FULL",
-               stale_after_s: float = DEFAULT_STALE_AFTER_S) -> "RunWriter":
+               stale_after_s: float = DEFAULT_STALE_AFTER_S) -> RunWriter:
         """Reopen a crashed, stopped or failed run to continue it.
 
         Loads the latest checkpoint (``writer.resumed_from``, None when there is none), deletes
@@ -210,7 +210,7 @@ class RunWriter:
 
     @classmethod
     def _truncate_and_reopen(cls, run_dir: Path, conn: sqlite3.Connection, lock_fd: int, synchronous: str,
-                             checkpoint: Checkpoint | None, previous_status: str) -> "RunWriter":
+                             checkpoint: Checkpoint | None, previous_status: str) -> RunWriter:
         keep_through = checkpoint.step if checkpoint else -1
         identity = current_identity()
         now = time.time()
@@ -428,7 +428,7 @@ class RunWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -63,7 +63,7 @@ class Excitation:
         return sizes.pop() if sizes else 1
 
     @classmethod
-    def of_network(cls, network: Network) -> "Excitation":
+    def of_network(cls, network: Network) -> Excitation:
         """The sources stored in the network itself (a netlist's DC values)."""
         nz = np.flatnonzero(network.series_volts)
         return cls(
@@ -87,7 +87,7 @@ class KirchhoffSolver:
         self.backend = choose_backend(self._pattern, backend)
         self._analysis = BACKENDS[self.backend](self._pattern)
 
-    def factorize(self, resistance=None) -> "Factorization":
+    def factorize(self, resistance=None) -> Factorization:
         """Numeric factorisation for these resistances (ohms; default: the network's own)."""
         r = self.network.resistance if resistance is None else np.asarray(resistance, dtype=float)
         if r.shape != (self.network.n_edges,):
@@ -177,7 +177,7 @@ class Factorization:
             rhs -= topo.isource_incidence @ _as_batch(ex.isource, len(self.network.isources), "isource")
         return rhs
 
-    def solve(self, excitation: Excitation) -> "State":
+    def solve(self, excitation: Excitation) -> State:
         """Solve for a batch of excitations; returns the State (lazy voltages and currents)."""
         batch = excitation.batch
         q = self.solve_reduced(self.rhs(excitation, batch))
@@ -202,7 +202,7 @@ class Factorization:
             self._clamp_cache[key] = (unit.q, response)
         return self._clamp_cache[key]
 
-    def _apply_clamp(self, state: "State", ex: Excitation) -> "State":
+    def _apply_clamp(self, state: State, ex: Excitation) -> State:
         idx, target = ex.clamp
         idx = np.asarray(idx, dtype=np.int64)
         target = _as_batch(target, len(idx), "clamp")

@@ -44,7 +44,7 @@ class Topology:
     isource_incidence: sp.csr_matrix
 
     @classmethod
-    def of(cls, network: Network) -> "Topology":
+    def of(cls, network: Network) -> Topology:
         root, offsets = _supernodes(network)
         ground_root = root[network.ground]
         roots = np.unique(root)

@@ -8,8 +8,8 @@ Behind them is a toy circuit: every source-measure unit drives its own load resi
 The line to paste into a driver (a VISA resource or a serial device) is printed for each.
 Stop with Ctrl-C. For a driver to talk to one:
 
-    from drivers.transport import VisaTransport
-    from drivers.keithley24xx import Keithley2450, SourceLimits
+    from drivers.instruments.transport import VisaTransport
+    from drivers.instruments.keithley24xx import Keithley2450, SourceLimits
     smu = Keithley2450(VisaTransport("TCPIP::127.0.0.1::5025::SOCKET", "smu"),
                        SourceLimits(10, 0.01, 0.1, 0.5, 1e-4))
 """
@@ -95,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(board)
             print(f"board    serial device {board.path}", flush=True)
             continue
-        device = {"smu2400": lambda: Keithley2400Emulator(f"smu{index}", circuit),
-                  "smu2450": lambda: Keithley2450Emulator(f"smu{index}", circuit),
-                  "dmm": lambda: Keysight34970AEmulator(circuit)}[kind]()
+        if kind == "dmm":
+            device = Keysight34970AEmulator(circuit)
+        else:
+            emulator = Keithley2400Emulator if kind == "smu2400" else Keithley2450Emulator
+            device = emulator(f"smu{index}", circuit)
         server = TcpLineServer(device, port, latency_s=args.latency).start()
         servers.append(server)
         print(f"{kind:8} VISA resource {server.resource}", flush=True)

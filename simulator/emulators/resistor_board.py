@@ -14,7 +14,7 @@ URL because only a real tty exercises pyserial's termios setup, timeouts and par
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from simulator.emulators.server import LineDevice, PtyLineServer
 from simulator.instrument_backend import InstrumentBackend
@@ -218,14 +218,14 @@ class ResistorBoardEmulator:
     def path(self) -> str:
         return self.server.path
 
-    def start(self) -> "ResistorBoardEmulator":
+    def start(self) -> ResistorBoardEmulator:
         self.server.start()
         return self
 
     def stop(self) -> None:
         self.server.stop()
 
-    def __enter__(self) -> "ResistorBoardEmulator":
+    def __enter__(self) -> ResistorBoardEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -11,7 +11,7 @@ SCPI's not-a-number 9.91E+37.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from simulator.emulators import scpi
 from simulator.emulators.scpi import ScpiDevice, ScpiError

@@ -14,8 +14,8 @@ What real instruments accept and so this does:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from simulator.emulators.server import LineDevice
 
@@ -75,9 +75,9 @@ class Header:
         node = self.nodes[i]
         if j < len(tokens):
             word, suffix = tokens[j]
-            if word in (node.short, node.long) and (not suffix or (node.suffix and suffix == "1")):
-                if self._match(i + 1, tokens, j + 1):
-                    return True
+            if (word in (node.short, node.long) and (not suffix or (node.suffix and suffix == "1"))
+                    and self._match(i + 1, tokens, j + 1)):
+                return True
         return node.optional and self._match(i + 1, tokens, j)
 
 

@@ -18,6 +18,7 @@ even when no line arrives).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -25,8 +26,8 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 log = logging.getLogger("hwlearn.emulators")
 
@@ -157,7 +158,7 @@ class TcpLineServer(_Server):
         """The VISA resource string of this server, for pyvisa-py."""
         return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
 
-    def start(self) -> "TcpLineServer":
+    def start(self) -> TcpLineServer:
         if self._started:
             return self
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -175,10 +176,8 @@ class TcpLineServer(_Server):
         self._stop.set()
         with self._clients_lock:
             for client in list(self._clients):
-                try:
+                with contextlib.suppress(OSError):
                     client.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         self._join()
         if self._listener is not None:
             self._listener.close()
@@ -231,7 +230,7 @@ class PtyLineServer(_Server):
         self._wake_r = self._wake_w = None
         self.path: str | None = None
 
-    def start(self) -> "PtyLineServer":
+    def start(self) -> PtyLineServer:
         if self._started:
             return self
         self._master, self._slave = os.openpty()
@@ -253,10 +252,8 @@ class PtyLineServer(_Server):
         # The slave fd is held until here so that the master never reads EIO when a driver
         # closes and reopens the port.
         for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._started = False
 
     def _loop(self) -> None:

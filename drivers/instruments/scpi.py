@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.errors import InstrumentError, ProtocolError
+from drivers.instruments.errors import InstrumentError, ProtocolError
 
 
 def scpi_number(value: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwlearn.reproduce.common import (
+from hwlearn.app.reproduce.common import (
     RULES,
     Profile,
     TrainingPool,

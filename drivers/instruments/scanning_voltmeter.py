@@ -20,15 +20,15 @@ number 9.91E+37 (SCPI's NaN); both raise ReadingError naming the channel, as doe
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from drivers import validators as v
-from drivers.errors import LimitError, ProtocolError, ReadingError
-from drivers.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
-from drivers.transport import Transport
+from drivers.instruments import validators as v
+from drivers.instruments.errors import LimitError, ProtocolError, ReadingError
+from drivers.instruments.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
+from drivers.instruments.transport import Transport
 
 OVERLOAD = 9.9e37
 

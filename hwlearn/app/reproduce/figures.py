@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from hwlearn.reproduce.common import LABELS  # noqa: E402
+from hwlearn.app.reproduce.common import LABELS
 
 COLORS = {"omega": "C0", "ep": "C1", "ep_symmetric": "C2", "coupled": "C3"}
 

@@ -5,7 +5,7 @@
         bench.set_inputs([0.5, -0.2]); bench.drive_outputs("open")
         volts = bench.measure(bench.capabilities.readable)
 
-Rig calls map to instruments as follows (sign conventions: drivers/bench_sources.py):
+Rig calls map to instruments as follows (sign conventions: drivers/bench/sources.py):
 
 - set_inputs / drive_outputs check every limit at once (the drivers' per-unit rules and the
   bench's total power) and *stage* the new source states: no byte is sent. The next measure()
@@ -26,24 +26,25 @@ Rig calls map to instruments as follows (sign conventions: drivers/bench_sources
   others are still made safe. It may be called from another thread (an emergency stop): a
   measure() in progress then stops before its next exchange with RigError.
 
-``round_trips`` counts exchanges per Rig call (drivers/exchanges.py); docs/bench.md tabulates
+``round_trips`` counts exchanges per Rig call (drivers/instruments/exchanges.py); docs/bench.md tabulates
 them per rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from drivers.bench_file import BenchConfig, InstrumentConfig, load_bench_file
-from drivers.bench_sources import SourceState, SourceUnit
-from drivers.errors import InstrumentError, ReadingError, WatchdogTripped
-from drivers.exchanges import CountingTransport, JoiningTransport, RoundTrips
-from drivers.keithley24xx import Keithley2400, Keithley2450, SourceLimits
-from drivers.resistor_board import ResistorBoard
-from drivers.scanning_voltmeter import Keysight34970A, scan_list
+from drivers.bench.sources import SourceState, SourceUnit
+from drivers.instruments.errors import InstrumentError, ReadingError, WatchdogTripped
+from drivers.instruments.exchanges import CountingTransport, JoiningTransport, RoundTrips
+from drivers.instruments.keithley24xx import Keithley2400, Keithley2450, SourceLimits
+from drivers.instruments.resistor_board import ResistorBoard
+from drivers.instruments.scanning_voltmeter import Keysight34970A, scan_list
+from hwlearn.config.bench import BenchConfig, InstrumentConfig, load_bench_file
 from hwlearn.errors import HwlearnError
 from hwlearn.rig import OUTPUT_MODES, Capabilities, Rig, RigError
 from hwlearn.signals import deferred_interrupts
@@ -87,7 +88,7 @@ class Bench(Rig):
     # ================================================================== opening and closing
     @classmethod
     def open(cls, source: str | Path | BenchConfig, *, clear_watchdog: bool = False,
-             visa_library: str = "@py") -> "Bench":
+             visa_library: str = "@py") -> Bench:
         """Validate the bench file, connect every instrument, check identities (model, serial,
         board protocol, channel count, watchdog status), reset and configure them. The board's
         watchdog having tripped is refused unless ``clear_watchdog``. On any failure every
@@ -107,7 +108,7 @@ class Bench(Rig):
         return bench
 
     def _connect(self, visa_library: str) -> None:
-        from drivers.transport import SerialTransport, VisaTransport
+        from drivers.instruments.transport import SerialTransport, VisaTransport
 
         cfg = self.config
         for inst in cfg.instruments.values():
@@ -481,10 +482,9 @@ class Bench(Rig):
                 self._held[name] = board.read_codes(sorted(held))
                 raise RigError(f"program: {exc}") from exc
             except InstrumentError:
-                try:  # learn what the board really holds before reporting the failure
+                # Learn what the board really holds before reporting the failure.
+                with contextlib.suppress(InstrumentError):
                     self._held[name] = board.read_codes(sorted(held))
-                except InstrumentError:
-                    pass
                 raise
             held.update(changes)
 

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 
-from drivers.errors import InstrumentTimeout, LimitError, TransportError
+from drivers.instruments.errors import InstrumentTimeout, LimitError, TransportError
 
 
 class Transport(abc.ABC):
@@ -123,7 +123,7 @@ class Transport(abc.ABC):
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
-from drivers.errors import LimitError
+from drivers.instruments.errors import LimitError
 
 BACKGROUND = "background"  # exchanges outside any Rig call: the board's heartbeat thread
 
@@ -144,7 +144,7 @@ class JoiningTransport(CountingTransport):
         self._depth = 0
 
     @contextmanager
-    def batch(self) -> Iterator["JoiningTransport"]:
+    def batch(self) -> Iterator[JoiningTransport]:
         """Hold writes until the next query; at the end, send what still waits as one line.
         On an exception, what still waits is dropped."""
         with self.lock:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
-from drivers.calibration import ChannelCalibration
-from drivers.resources import Resource, check_resource
+from hwlearn.config.calibration import ChannelCalibration
+from hwlearn.config.resources import Resource, check_resource
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
@@ -232,7 +232,7 @@ class BenchConfig:
         found = self.of_kind("dmm")
         return found[0] if found else None
 
-    def with_resources(self, resources: Mapping[str, str]) -> "BenchConfig":
+    def with_resources(self, resources: Mapping[str, str]) -> BenchConfig:
         """A copy whose instruments are reached at ``resources`` (name -> resource string),
         e.g. the ephemeral ports of a virtual twin. Each is checked like the file's."""
         instruments = dict(self.instruments)

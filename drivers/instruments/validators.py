@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from drivers.errors import LimitError
+from drivers.instruments.errors import LimitError
 
 
 def real(instrument: str, what: str, value, unit: str = "") -> float:

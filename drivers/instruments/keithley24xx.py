@@ -31,17 +31,16 @@ import math
 import time
 from dataclasses import dataclass
 
-from drivers import validators as v
-from drivers.errors import (
+from drivers.instruments import validators as v
+from drivers.instruments.errors import (
     ComplianceError,
     InstrumentError,
     LimitError,
     ProtocolError,
     ReadingError,
 )
-from drivers.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
-from drivers.transport import Transport
-from hwlearn.errors import ConfigError
+from drivers.instruments.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
+from drivers.instruments.transport import Transport
 
 FUNCTIONS = ("VOLT", "CURR")
 # SCPI's "overflow" (9.9E37) and "not a number" (9.91E37) codes come back as ordinary numbers.
@@ -70,7 +69,7 @@ class SourceLimits:
             value = getattr(self, key)
             if (isinstance(value, bool) or not isinstance(value, (int, float))
                     or not math.isfinite(value) or value <= 0):
-                raise ConfigError(f"source limits: {key} = {value!r}, expected a finite number > 0")
+                raise LimitError("source limits", f"{key} = {value!r}, expected a finite number > 0")
 
 
 @dataclass(frozen=True)
@@ -125,8 +124,8 @@ class KeithleySourceMeter(ScpiErrorQueue):
         self.limits = limits
         for function, key in (("VOLT", "max_volts"), ("CURR", "max_amps")):
             if getattr(limits, key) > self.HARDWARE[function]:
-                raise ConfigError(f"{self.name}: limits.{key} = {getattr(limits, key)} exceeds what "
-                                  f"the {self.MODEL} can source ({self.HARDWARE[function]})")
+                raise LimitError(self.name, f"limits.{key} = {getattr(limits, key)} exceeds what "
+                                 f"the {self.MODEL} can source ({self.HARDWARE[function]})")
         self.ramp_dwell_s = float(ramp_dwell_s)
         self.measure_timeout_s = measure_timeout_s
         # What the driver knows of the instrument; None until read or set.

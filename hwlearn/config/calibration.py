@@ -24,14 +24,14 @@ class ChannelCalibration:
 
     @classmethod
     def linear(cls, *, wiper_ohms: float, end_to_end_ohms: float, levels: int, code_min: int,
-               code_max: int) -> "ChannelCalibration":
+               code_max: int) -> ChannelCalibration:
         codes = np.arange(code_min, code_max + 1, dtype=float)
         ohms = wiper_ohms + end_to_end_ohms * codes / levels
         return cls(code_min, tuple(float(r) for r in ohms),
                    f"linear {wiper_ohms:g} + {end_to_end_ohms:g} x code / {levels}")
 
     @classmethod
-    def table(cls, ohms, *, code_min: int) -> "ChannelCalibration":
+    def table(cls, ohms, *, code_min: int) -> ChannelCalibration:
         return cls(code_min, tuple(float(r) for r in ohms), f"table of {len(ohms)} codes")
 
     @property

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
 from hwlearn.training.session import settings_from
@@ -85,7 +86,7 @@ def train(doc: dict, seed: int):
     config = resolve(doc, "<reproduce>", seed=seed)
     experiment = build_experiment(config)
     history = History()
-    trainer = Trainer(experiment.substrate(), experiment.task, experiment.rule, settings_from(config),
+    trainer = Trainer(simulated_substrate(experiment), experiment.task, experiment.rule, settings_from(config),
                       experiment.rngs, recorder=history)
     trainer.run()
     return history, experiment
@@ -116,7 +117,7 @@ class TrainingPool:
             return [_curves(job) for job in jobs]
         return list(self._pool.map(_curves, jobs))
 
-    def __enter__(self) -> "TrainingPool":
+    def __enter__(self) -> TrainingPool:
         return self
 
     def __exit__(self, *exc) -> None:

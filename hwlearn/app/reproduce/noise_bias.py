@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwlearn.app.launch import simulated_substrate
+from hwlearn.app.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
-from hwlearn.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, TwoPhase
 from hwlearn.solver import Excitation
 
@@ -57,7 +58,7 @@ def _monte_carlo(terms, x, y, sigma, draws, rng) -> tuple[np.ndarray, np.ndarray
 def gradient_bias(profile: Profile, progress, seed: int = 0) -> dict:
     config = resolve(experiment_doc("omega", 1), "<reproduce>", seed=seed)
     experiment = build_experiment(config)
-    substrate = experiment.substrate()
+    substrate = simulated_substrate(experiment)
     fz = substrate.circuit.factorization()
     ports, edges = experiment.ports, substrate.learnable
     x, y = experiment.task.train.x, experiment.task.train.y

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hwlearn.reproduce import figures, iris_parity, noise_bias, partial_updates
-from hwlearn.reproduce.common import FULL, QUICK, Profile, TrainingPool
+from hwlearn.app.reproduce import figures, iris_parity, noise_bias, partial_updates
+from hwlearn.app.reproduce.common import FULL, QUICK, Profile, TrainingPool
 
-SCHEMA = "hwlearn.reproduce/1"
+SCHEMA = "hwlearn.app.reproduce/1"
 
 
 def _plain(value):

@@ -22,18 +22,18 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
-from drivers import validators as v
-from drivers.errors import (
+from drivers.instruments import validators as v
+from drivers.instruments.errors import (
     InstrumentError,
     LimitError,
     ProtocolError,
     VerifyError,
     WatchdogTripped,
 )
-from drivers.transport import Transport
+from drivers.instruments.transport import Transport
 
 PROTOCOL_MAJOR = 1
 ERROR_NAMES = {1: "CHECKSUM", 2: "FRAME", 3: "UNKNOWN", 4: "ARGS", 5: "CHANNEL", 6: "RANGE",

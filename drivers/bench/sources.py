@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from drivers.bench_file import InstrumentConfig, SourceWire
-from drivers.errors import ComplianceError, ReadingError
-from drivers.exchanges import JoiningTransport
-from drivers.keithley24xx import KeithleySourceMeter, SmuReading
+from drivers.instruments.errors import ComplianceError, ReadingError
+from drivers.instruments.exchanges import JoiningTransport
+from drivers.instruments.keithley24xx import KeithleySourceMeter, SmuReading
+from hwlearn.config.bench import InstrumentConfig, SourceWire
 from hwlearn.rig import RigError
 
 

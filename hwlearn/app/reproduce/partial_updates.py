@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwlearn.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
+from hwlearn.app.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 
 PARTIAL_RULES = ("omega", "ep")
 

@@ -1,0 +1,5 @@
+"""The bench: a Rig composed of instrument drivers from a bench file."""
+
+from drivers.bench.rig import Bench, BenchError
+
+__all__ = ["Bench", "BenchError"]

@@ -1,0 +1,1 @@
+"""Training loops, substrates, sessions and progress: what runs an experiment on a substrate."""
