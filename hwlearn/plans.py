@@ -139,14 +139,21 @@ def finite_difference_plan(rule: FiniteDifference, ports: Ports, edges: np.ndarr
     steps = rule.steps(known_ohms[edges])
     losses = np.zeros((2, len(edges)))
     spans = np.zeros(len(edges))
-    for row, k in enumerate(edges):
-        base = known_ohms[k]
+    def perturbed(k: int, base: float, step: float):
         reached = []
         for side, sign in enumerate((1.0, -1.0)):
-            achieved = yield Msg("program", (np.array([k]), np.array([base + sign * steps[row]])))
+            achieved = yield Msg("program", (np.array([k]), np.array([base + sign * step])))
             reached.append(float(achieved[0]))
             losses[side, row] = mse_loss((yield from outputs_for_batch()), y)
+        return reached
+
+    def restore(k: int, base: float):
         yield Msg("program", (np.array([k]), np.array([base])))
+
+    for row, k in enumerate(edges):
+        base = known_ohms[k]
+        # The edge goes back to its value however the perturbation ends (an error, an abort).
+        reached = yield from finalize(perturbed(k, base, steps[row]), lambda k=k, base=base: restore(k, base))
         spans[row] = reached[0] - reached[1]
         if spans[row] <= 0:
             raise PlanError(f"finite differences: edge {ports.network.edge_names[k]} cannot be set to "
@@ -154,6 +161,21 @@ def finite_difference_plan(rule: FiniteDifference, ports: Ports, edges: np.ndarr
                             "raise rule.relative_step above the device's resolution")
     # The achieved span, not the requested one: quantised devices may round the steps.
     return rule.gradient_from_losses(losses[0], losses[1], spans / 2), free
+
+
+def finalize(plan: Plan, cleanup) -> Plan:
+    """``plan``, then the messages of ``cleanup()`` however the plan ends: normally, by its own
+    error, or by an error or abort the engine throws into it. Not after an emergency stop: the
+    engine closes the plan then, and nothing more may reach the instruments."""
+    closed = False
+    try:
+        return (yield from plan)
+    except GeneratorExit:
+        closed = True
+        raise
+    finally:
+        if not closed:
+            yield from cleanup()
 
 
 def program_plan(edges: np.ndarray, ohms: np.ndarray) -> Plan:

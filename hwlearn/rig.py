@@ -76,12 +76,52 @@ class Rig(abc.ABC):
         (quantised, bounded by the device)."""
 
     @abc.abstractmethod
-    def safe_state(self) -> None:
+    def safe_state(self) -> list[str]:
         """Every source to 0 V / 0 A and off, boards to their safe code. Idempotent; never
-        raises past a logged failure of one instrument."""
+        raises: returns the failures, one line per instrument that could not be made safe
+        (naming it), empty when everything is safe. Callable from another thread while a
+        measurement runs (an emergency stop)."""
 
-    def close(self) -> None:
-        self.safe_state()
+    def idle(self) -> None:
+        """Every source at 0 and off while the programmed resistances stay (a pause). The
+        default drives the inputs to 0 V and the outputs open, which is all an ideal rig has."""
+        self.set_inputs(None)
+        self.drive_outputs("open")
+
+    def ohms_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lowest, highest) ohms program() can reach per edge, (m,) each; updates are clipped
+        to them. The default knows no bound of its own: (0, inf)."""
+        m = self.network.n_edges
+        return np.zeros(m), np.full(m, np.inf)
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Arrays that restore() turns back into this rig's state (checkpoints, dry runs). The
+        default is what a bench can know: the resistances it holds."""
+        return {"known_ohms": self.resistances()}
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+        """Back to a snapshot: the default programs the tunable edges to the snapshot's
+        resistances and verifies what they hold, naming every edge that cannot return."""
+        tunable = np.asarray(self.capabilities.tunable, dtype=np.int64)
+        target = np.asarray(snapshot["known_ohms"], dtype=float)[tunable]
+        achieved = np.asarray(self.program(tunable, target), dtype=float)
+        wrong = np.flatnonzero(~np.isclose(achieved, target, rtol=1e-9, atol=0.0))
+        if wrong.size:
+            lines = [f"{self.network.edge_names[tunable[i]]} holds {achieved[i]:.6g} ohm, the snapshot "
+                     f"has {target[i]:.6g} ohm" for i in wrong]
+            raise RigError("the rig cannot return to the snapshot: " + "; ".join(lines))
+
+    def exact_gradient(self, ports, edges: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """(k,) the exact batch-mean gradient of the loss on ``edges`` at the rig's true
+        resistances, where the rig can know it (a simulation); None on a bench."""
+        return None
+
+    def describe(self) -> dict:
+        """What the run trains on, for its records: kind and a one-line description."""
+        return {"kind": type(self).__name__, "description": type(self).__name__}
+
+    def close(self) -> list[str]:
+        return self.safe_state()
 
     def __enter__(self) -> Rig:
         return self

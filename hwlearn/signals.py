@@ -1,6 +1,6 @@
-"""Ctrl-C and SIGTERM: ``stop_on_signals`` turns them into a stop request at the next step;
-``deferred_interrupts`` keeps them out of code that must finish, such as putting a bench in its
-safe state (they are held back and delivered when it ends)."""
+"""Ctrl-C and SIGTERM: ``control_by_signals`` turns them into the run engine's verbs (stop, then
+abort); ``deferred_interrupts`` keeps them out of code that must finish, such as putting a bench
+in its safe state (they are held back and delivered when it ends)."""
 
 from __future__ import annotations
 
@@ -33,18 +33,29 @@ def deferred_interrupts():
                 signal.raise_signal(signum)
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event):
-    """Turn the first SIGINT/SIGTERM into a stop request; a second SIGINT interrupts."""
+def control_by_signals(engine):
+    """Ctrl-C and SIGTERM steer ``engine`` (hwlearn.engine.RunEngine) while the block runs:
+
+    - the first one asks for a clean stop: the run ends after the current step, checkpointed,
+      status 'stopped', and ``--resume`` continues it to the same final state;
+    - the second one aborts at once: KeyboardInterrupt interrupts whatever the main thread is
+      waiting for (an instrument reply), the running plan's clean-up runs, the rig goes safe,
+      and the run is recorded 'aborted' (still resumable from its last checkpoint).
+    Outside the main thread, signals cannot be caught; the block then changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received = []
 
-    def request_stop(signum, frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
+    def steer(signum, frame):
+        received.append(signum)
+        if len(received) == 1:
+            engine.stop()
+            return
+        engine.abort()
+        raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in HELD}
+    previous = {sig: signal.signal(sig, steer) for sig in HELD}
     try:
         yield
     finally:

@@ -33,6 +33,15 @@ class FastSimulation:
         self.circuit = SimulatedCircuit(network, device, rng, initial_ohms, backend)
         self.description = f"simulated ({self.circuit.solver.backend} solver, {device.name} devices)"
 
+    # The fast path runs no plans: nothing to attach, and no rig for an engine to make safe.
+    rig = None
+
+    def attach(self, engine) -> None:
+        pass
+
+    def start(self) -> None:
+        """The initial resistances were set when the circuit was built."""
+
     def resistances(self) -> np.ndarray:
         return self.circuit.known_resistances()
 
@@ -57,6 +66,10 @@ class FastSimulation:
                                                    measure=circuit.read if self.device.read_noise_volts else None)
         response = LinearResponse(fz, self.ports, self.learnable, known_ohms=known)
         return response.gradient(rule, x, y), response.outputs(x)
+
+    def exact_gradient(self, x, y) -> np.ndarray:
+        """(k,) the exact gradient at the true resistances, to judge the rule's estimate."""
+        return LinearResponse(self.circuit.factorization(), self.ports, self.learnable).exact_gradient(x, y)
 
     def program(self, ohms: np.ndarray) -> np.ndarray:
         return self.circuit.program(self.learnable, ohms)

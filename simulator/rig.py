@@ -10,6 +10,7 @@ import numpy as np
 
 from hwlearn.network import Network
 from hwlearn.rig import OUTPUT_MODES, Capabilities, Rig, RigError
+from hwlearn.rules import LinearResponse
 from hwlearn.solver import Excitation
 from simulator.circuit import SimulatedCircuit
 from simulator.devices import DeviceModel
@@ -77,8 +78,23 @@ class SimulatedRig(Rig):
         except ValueError as exc:
             raise RigError(f"program: {exc}") from None
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> list[str]:
         self.operations["safe_state"] += 1
         self._inputs = np.zeros(self.network.inputs.size)
         self._drive = ("open", None)
+        return []
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The circuit's whole state, the device model's hidden state included: exact resumes."""
+        return self.circuit.state()
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+        self.circuit.restore(snapshot)
+
+    def exact_gradient(self, ports, edges, x, y) -> np.ndarray:
+        return LinearResponse(self.circuit.factorization(), ports, edges).exact_gradient(x, y)
+
+    def describe(self) -> dict:
+        return {"kind": "simulated", "description": f"simulated rig ({self.circuit.solver.backend} solver, "
+                                                    f"{self.circuit.device.name} devices)"}
 

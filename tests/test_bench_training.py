@@ -107,9 +107,10 @@ def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_pat
     assert losses[-1] < 0.1 * losses[0]
 
 
-@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT], [signal.SIGINT, signal.SIGINT]],
+@pytest.mark.parametrize("signals, status", [([signal.SIGTERM], "stopped"), ([signal.SIGINT], "stopped"),
+                                             ([signal.SIGINT, signal.SIGINT], "aborted")],
                          ids=["sigterm", "ctrl-c", "abort"])
-def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals):
+def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals, status):
     vb, path = served_bench
     proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
     wait_for_step(tmp_path / "run", 3, proc)
@@ -120,7 +121,7 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
     assert proc.returncode != 0
     assert all(vb.is_safe().values()), vb.is_safe()
     with RunReader(tmp_path / "run") as reader:
-        assert reader.status().status == "stopped"
+        assert reader.status().status == status
 
 
 def test_a_limit_violation_fails_the_run_before_sending_and_leaves_the_bench_safe(served_bench, tmp_path):

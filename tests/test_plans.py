@@ -1,17 +1,13 @@
 """Plans on a rig: the same trajectory as the fast path, refusal of impossible rules, engine states."""
 
-import threading
-import time
-
 import numpy as np
 import pytest
 
 from hwlearn.app.launch import simulated_rig, simulated_substrate
 from hwlearn.config import resolve
-from hwlearn.engine import EngineStopped, RunEngine
 from hwlearn.experiment import build_experiment
-from hwlearn.plans import Msg, PlanError, check_rule_on_rig, sample_plan
-from hwlearn.rig import Capabilities, RigError
+from hwlearn.plans import PlanError, check_rule_on_rig, sample_plan
+from hwlearn.rig import Capabilities
 from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
 from hwlearn.training.rig_substrate import RigSubstrate
 from hwlearn.training.session import settings_from
@@ -89,65 +85,3 @@ def test_updates_on_unreadable_edges_are_refused_naming_them():
     names = ", ".join(exp.network.edge_names[k] for k in exp.learnable[:2])
     with pytest.raises(PlanError, match=f"edges {names} are not readable"):
         check_rule_on_rig(Omega(), caps, exp.ports, exp.learnable)
-
-
-class _SafeCounter:
-    def __init__(self, rig):
-        self.calls = 0
-        original = rig.safe_state
-
-        def counted():
-            self.calls += 1
-            original()
-        rig.safe_state = counted
-
-
-def test_a_rig_error_inside_a_plan_fails_the_engine_and_leaves_the_rig_safe():
-    config, exp, rig = _rig_setup({})
-    safe = _SafeCounter(rig)
-    engine = RunEngine(rig)
-
-    def bad_plan():
-        yield Msg("set_inputs", (np.ones(exp.ports.n_inputs),))
-        yield Msg("program", (np.array([0]), np.array([500.0])))  # Rin0, a source resistor, is not tunable
-
-    with pytest.raises(RigError, match="not tunable: Rin0"):
-        engine.run(bad_plan())
-    assert engine.state == "failed" and safe.calls == 1
-    assert np.all(rig._inputs == 0) and rig._drive[0] == "open"
-
-
-def test_pause_holds_at_the_next_plan_boundary_and_abort_ends_the_run():
-    config, exp, rig = _rig_setup({})
-    engine = RunEngine(rig)
-    sub = RigSubstrate(rig, exp.ports, exp.learnable, exp.rule, engine=engine)
-    x = exp.task.train.x[:, :1]
-    sub.outputs(x)
-    engine.pause()
-    done = threading.Event()
-
-    def later():
-        sub.outputs(x)
-        done.set()
-
-    worker = threading.Thread(target=later)
-    worker.start()
-    time.sleep(0.3)
-    assert not done.is_set() and engine.state == "paused"
-    engine.resume()
-    worker.join(5)
-    assert done.is_set()
-    engine.abort()
-    with pytest.raises(EngineStopped):
-        sub.outputs(x)
-
-
-def test_emergency_stop_puts_the_rig_in_its_safe_state_at_once():
-    config, exp, rig = _rig_setup({})
-    safe = _SafeCounter(rig)
-    engine = RunEngine(rig)
-    rig.set_inputs(np.ones(exp.ports.n_inputs))
-    engine.estop()
-    assert safe.calls == 1 and np.all(rig._inputs == 0)
-    with pytest.raises(EngineStopped):
-        engine.run(iter([Msg("set_inputs", (np.ones(exp.ports.n_inputs),))]))

@@ -22,7 +22,7 @@ def test_reproduce_writes_every_figure_and_the_table(table):
     for name in result["figures"]:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    assert json.loads((out / "results.json").read_text())["schema"] == "hwlearn.app.reproduce/1"
+    assert json.loads((out / "results.json").read_text())["schema"] == "hwlearn.reproduce/1"
     assert set(result["iris"]["rules"]) == {"omega", "ep", "ep_symmetric", "coupled"}
     assert set(result["partial_updates"]["omega"]) == {"0.0", "0.5"}
 

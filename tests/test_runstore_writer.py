@@ -273,11 +273,18 @@ def test_resume_without_checkpoint_starts_over(tmp_path):
         assert reader.steps().step.tolist() == [0]
 
 
-@pytest.mark.parametrize("final", ["done", "aborted"])
-def test_resume_refuses_finished_runs(tmp_path, final):
-    make_run(tmp_path / "run", steps=1).close(final)
-    with pytest.raises(RunStoreError, match=f"status is '{final}'.*only runs that are crashed, stopped, failed"):
+def test_resume_refuses_finished_runs(tmp_path):
+    make_run(tmp_path / "run", steps=1).close("done")
+    with pytest.raises(RunStoreError, match="status is 'done'.*only runs that are crashed, stopped, aborted, failed"):
         RunWriter.resume(tmp_path / "run")
+
+
+def test_an_aborted_run_can_be_resumed_from_its_checkpoint(tmp_path):
+    writer = make_run(tmp_path / "run", steps=2)
+    writer.checkpoint(1, 0, {"r": np.ones(2)}, {"k": 1})
+    writer.close("aborted", "operator abort")
+    with RunWriter.resume(tmp_path / "run") as again:
+        assert again.resumed_from.step == 1
 
 
 def test_resume_refuses_a_run_whose_writer_is_alive(tmp_path):

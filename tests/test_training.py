@@ -1,12 +1,12 @@
 """Training on the simulated rig: exact updates with ideal devices, convergence, resumption."""
 
-import threading
-
 import numpy as np
 import pytest
 
 from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import resolve
+from hwlearn.documents import Checkpoint, StepRecord
+from hwlearn.engine import RunEngine
 from hwlearn.experiment import build_experiment
 from hwlearn.rules import FiniteDifference, LinearResponse
 from hwlearn.training.session import settings_from
@@ -14,11 +14,12 @@ from hwlearn.training.trainer import Trainer
 from hwlearn.training.updates import descend
 
 
-def _trainer(doc, seed=0, stop=None, progress=None):
+def _trainer(doc, seed=0, subscribers=()):
     config = resolve(doc, "<test>", seed=seed)
     exp = build_experiment(config)
     sub = simulated_substrate(exp)
-    return Trainer(sub, exp.task, exp.rule, settings_from(config), exp.rngs, stop=stop, progress=progress), exp, sub
+    engine = RunEngine(None, subscribers)
+    return Trainer(sub, exp.task, exp.rule, settings_from(config), exp.rngs, engine=engine), exp, sub
 
 
 @pytest.mark.parametrize("update", ["log_resistance", "resistance", "conductance"])
@@ -63,31 +64,26 @@ def test_default_iris_config_comes_within_five_points_of_the_linear_ceiling():
 
 
 class _StopAfter:
-    def __init__(self, stop, steps):
-        self.stop, self.steps = stop, steps
+    """Asks the engine for a clean stop once step ``steps`` is recorded (as Ctrl-C would)."""
 
-    def update(self, epoch, epochs, step, steps_total, scalars):
-        if step >= self.steps:
-            self.stop.set()
+    def __init__(self, steps):
+        self.steps = steps
+        self.engine = None
+
+    def __call__(self, doc):
+        if isinstance(doc, StepRecord) and doc.step == self.steps:
+            self.engine.stop()
 
 
 class _Memory:
-    """A recorder keeping the latest checkpoint in memory."""
+    """Keeps the checkpoints a run publishes."""
 
     def __init__(self):
-        self.steps, self.checkpoints = [], []
+        self.checkpoints = []
 
-    def record_step(self, step, epoch, scalars, arrays=None):
-        self.steps.append(step)
-
-    def event(self, *a, **k):
-        pass
-
-    def checkpoint(self, step, epoch, arrays, state):
-        self.checkpoints.append(({k: np.array(v) for k, v in arrays.items()}, state))
-
-    def set_summary(self, **values):
-        pass
+    def __call__(self, doc):
+        if isinstance(doc, Checkpoint):
+            self.checkpoints.append(({k: np.array(v) for k, v in doc.arrays.items()}, doc.state))
 
 
 @pytest.mark.parametrize("doc", [
@@ -98,15 +94,32 @@ class _Memory:
 def test_a_stopped_run_resumed_from_its_checkpoint_ends_exactly_where_an_uninterrupted_one_does(doc):
     whole, _, sub_whole = _trainer(doc)
     whole.run()
-    stop = threading.Event()
-    first, _, _ = _trainer(doc, stop=stop, progress=_StopAfter(stop, 10))
-    first.recorder = memory = _Memory()
+    memory, stopper = _Memory(), _StopAfter(10)
+    first, _, _ = _trainer(doc, subscribers=[memory, stopper])
+    stopper.engine = first.engine
     assert first.run().status == "stopped"
     arrays, state = memory.checkpoints[-1]
     assert state["step"] == 10 and 0 < state["offset"] < 105  # mid-epoch
     second, _, sub_second = _trainer(doc)
     position = second.restore(arrays, state)
     assert second.run(resume=position).status == "done"
+    assert np.array_equal(sub_second.circuit.true_resistances(), sub_whole.circuit.true_resistances())
+
+
+def test_a_stop_that_lands_at_the_end_of_an_epoch_resumes_exactly():
+    # 105 training samples in batches of 16: step 7 ends the first epoch. The next epoch's
+    # order must be drawn after the stop is honoured, or the resumed run draws it twice.
+    doc = {"training": {"epochs": 3}}
+    whole, _, sub_whole = _trainer(doc)
+    whole.run()
+    memory, stopper = _Memory(), _StopAfter(7)
+    first, _, _ = _trainer(doc, subscribers=[memory, stopper])
+    stopper.engine = first.engine
+    assert first.run().status == "stopped"
+    arrays, state = memory.checkpoints[-1]
+    assert (state["step"], state["epoch"], state["offset"]) == (7, 1, 0)
+    second, _, sub_second = _trainer(doc)
+    assert second.run(resume=second.restore(arrays, state)).status == "done"
     assert np.array_equal(sub_second.circuit.true_resistances(), sub_whole.circuit.true_resistances())
 
 

@@ -212,13 +212,14 @@ class Bench(Rig):
         finally:
             self._close_links()
 
-    def close(self) -> None:
-        """safe_state(), stop the heartbeats, close every link. Idempotent."""
+    def close(self) -> list[str]:
+        """safe_state(), stop the heartbeats, close every link. Idempotent; returns the
+        safe-state failures."""
         if self._closed:
-            return
+            return list(self.safe_state_failures)
         try:
             with self.round_trips.call("close"):
-                self.safe_state()
+                return self.safe_state()
         finally:
             self._close_links()
 
@@ -351,12 +352,12 @@ class Bench(Rig):
             self._guard("program", lambda: self._write_codes(codes))
             return np.array([self._held_ohms(edge) for edge in edges.tolist()])
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> list[str]:
         """Every source ramped to 0 V / 0 A and off, relays open, boards at the safe code.
-        Idempotent. A failing instrument is logged (and listed in ``safe_state_failures``);
-        the others are still made safe; nothing is raised."""
+        Idempotent. A failing instrument is logged and returned (also kept in
+        ``safe_state_failures``); the others are still made safe; nothing is raised."""
         if self._closed:
-            return  # close() made the bench safe and released its links
+            return list(self.safe_state_failures)  # close() made the bench safe and released its links
         self._safe_generation += 1
         # A second Ctrl-C must not leave a source half-ramped: interrupts wait until the end.
         with deferred_interrupts(), self.round_trips.call("safe_state"):
@@ -376,6 +377,19 @@ class Bench(Rig):
             for name, board in self._boards.items():
                 attempt(name, lambda n=name, b=board: self._board_safe_state(n, b))
             self.safe_state_failures = failures
+        return list(failures)
+
+    def idle(self) -> None:
+        """Every source ramped to 0 and off, the boards keeping their codes (a pause)."""
+        self._check_open("idle")
+        self._safe_generation += 1
+        with deferred_interrupts(), self.round_trips.call("idle"):
+            for unit in self._units:
+                self._guard("idle", unit.safe_state)
+
+    def describe(self) -> dict:
+        return {"kind": "bench", "description": f"bench {self.config.name!r} ({len(self.identities)} instruments)",
+                "bench": self.config.name, "instruments": dict(self.identities)}
 
     # ================================================================== internals
     def _check_open(self, call: str) -> None:

@@ -58,8 +58,7 @@ def _experiment(args, bench_config):
 def _substrate(bench, experiment) -> RigSubstrate:
     dev = experiment.config["device"]
     return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
-                        description=f"bench {bench.config.name!r} ({len(bench.identities)} instruments)",
-                        bounds=(dev["r_min"], dev["r_max"]))
+                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms)
 
 
 def _dry_run(args, bench_config, experiment) -> int:
@@ -74,7 +73,6 @@ def _dry_run(args, bench_config, experiment) -> int:
     with VirtualBench(bench_config, twin=True) as twin:
         with Bench.open(twin.bench_config()) as bench:
             substrate = _substrate(bench, experiment)
-            substrate.program(experiment.initial_ohms[experiment.learnable])
             with tempfile.TemporaryDirectory() as tmp:
                 result, _ = train_in_folder(experiment, substrate, Path(tmp) / "dry-run", progress=None)
         trips = bench.round_trips  # read after close: the safe state's exchanges are counted too
@@ -105,12 +103,10 @@ def run(args) -> int:
     with Bench.open(bench_config) as bench:
         substrate = _substrate(bench, experiment)
         print(describe(experiment, substrate), file=sys.stderr)
-        if not args.resume:
-            substrate.program(experiment.initial_ohms[experiment.learnable])
         metadata = {"bench": bench_config.name, "bench_file": str(args.bench), "instruments": bench.identities}
         result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
                                           progress=progress, metadata=metadata, synchronous="FULL")
         trips = bench.round_trips.total
-    print(summary(result, run_dir, experiment))
+    print(summary(result, run_dir, experiment, resume_command=f"hwlearn run --resume {run_dir} --bench {args.bench}"))
     print(f"instrument round trips: {trips}")
     return 0 if result.status == "done" else 130

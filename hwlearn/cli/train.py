@@ -48,7 +48,8 @@ def describe(experiment: Experiment, substrate) -> str:
             f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate.description}")
 
 
-def summary(result, run_dir: Path, experiment: Experiment) -> str:
+def summary(result, run_dir: Path, experiment: Experiment, resume_command: str | None = None) -> str:
+    """The closing lines of a run; ``resume_command`` is printed for a stopped run."""
     m = result.metrics
     reader = RunReader(run_dir)
     try:
@@ -67,7 +68,7 @@ def summary(result, run_dir: Path, experiment: Experiment) -> str:
         lines.append(f"accuracy  test {m['test_accuracy']:.3f}   train {m['train_accuracy']:.3f}   "
                      f"linear least-squares ceiling {ceil:.3f} (gap {ceil - m['test_accuracy']:+.3f})")
     if status == "stopped":
-        lines.append(f"resume    hwlearn train --resume {run_dir}")
+        lines.append(f"resume    {resume_command or f'hwlearn train --resume {run_dir}'}")
     return "\n".join(lines)
 
 
@@ -78,11 +79,12 @@ def run(args) -> int:
         if args.seed is not None or args.out:
             raise ConfigError("--resume continues a run as it was configured; --seed and --out do not apply")
         run_dir = Path(args.resume)
-        reader = RunReader(run_dir)
-        try:
+        with RunReader(run_dir) as reader:
             config = resolve(reader.config(), f"{run_dir}/config.toml")
-        finally:
-            reader.close()
+            bench = reader.metadata().get("bench")
+        if bench is not None:  # its checkpoints hold what a bench can know, not a simulation's state
+            raise ConfigError(f"{run_dir} is a run on the bench {bench!r}; continue it on the bench with "
+                              f"hwlearn run --resume {run_dir} --bench BENCH.toml")
     else:
         config = load_experiment(args.config, seed=args.seed)
         run_dir = Path(args.out) if args.out else default_run_dir(config)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Recorded by a writer while it works.
-ACTIVE = ("running", "paused", "stopping")
+ACTIVE = ("running", "paused", "stopping", "aborting")
 # Recorded by RunWriter.close: done (finished), stopped (clean stop or Ctrl-C),
 # aborted (the user aborted), failed (an error).
 FINAL = ("done", "stopped", "aborted", "failed")
 RECORDED = ACTIVE + FINAL
 # Reported by a reader, never recorded: the last status is active but the writer is gone.
 CRASHED = "crashed"
-# Effective statuses from which RunWriter.resume continues a run.
-RESUMABLE = (CRASHED, "stopped", "failed")
+# Effective statuses from which RunWriter.resume continues a run: every end but a finished one
+# (an aborted run keeps its checkpoints; resuming it is the operator's call).
+RESUMABLE = (CRASHED, "stopped", "aborted", "failed")
 
 # A writer on another host that has not written for this long is taken for dead.
 DEFAULT_STALE_AFTER_S = 900.0

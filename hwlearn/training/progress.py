@@ -1,4 +1,5 @@
-"""A progress line for long training: epoch, loss, accuracy, ETA.
+"""A progress line for long training: epoch, loss, accuracy, ETA; a subscriber of the run's
+documents (hwlearn.documents), after the run-store writer.
 
 On a terminal it redraws one line (at most 10 times a second); in a log file or pipe it prints
 a line every tenth of the run, so CI logs stay short.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
+
+from hwlearn.documents import Document, RunStart, RunStop, StatusChange, StepRecord
 
 
 def _clock(seconds: float) -> str:
@@ -26,6 +29,24 @@ class ProgressBar:
         self._last_draw = 0.0
         self._last_decile = -1
         self._metrics: dict = {}
+        self._plan: dict = {}
+
+    def __call__(self, doc: Document) -> None:
+        if isinstance(doc, RunStart):
+            self._plan = doc.plan
+        elif isinstance(doc, StepRecord) and doc.step > 0 and self._plan:
+            self.update(doc.epoch, self._plan["epochs"], doc.step, self._plan["steps_total"], doc.scalars)
+        elif isinstance(doc, StatusChange) and doc.state == "paused":
+            self._note(f"paused {doc.detail}".rstrip())
+        elif isinstance(doc, RunStop):
+            self.finish()
+
+    def _note(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + text.ljust(100)[:100])
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
 
     def update(self, epoch: int, epochs: int, step: int, steps_total: int, scalars: dict) -> None:
         if self.first_step is None:

@@ -35,22 +35,33 @@ def _stack(per_sample: list[dict[str, PhaseMeasurement]]) -> dict[str, PhaseMeas
 
 class RigSubstrate:
     def __init__(self, rig: Rig, ports: Ports, learnable: np.ndarray, rule, engine: RunEngine | None = None,
-                 description: str | None = None, bounds: tuple[float, float] = (0.0, np.inf)):
-        """bounds: (r_min, r_max) of the update rule (PAPER.md section 5: r <- clip(r - lr g)),
-        narrowed per edge to what the rig can hold when it says so (``rig.ohms_range()``)."""
+                 description: str | None = None, bounds: tuple[float, float] = (0.0, np.inf),
+                 initial_ohms: np.ndarray | None = None):
+        """bounds: (r_min, r_max) of the update rule (docs/theory.md: r <- clip(r - lr g)),
+        narrowed per edge to what the rig can hold (``rig.ohms_range()``). initial_ohms: (m,)
+        what start() programs on the learnable edges (None: whatever the rig holds)."""
         check_rule_on_rig(rule, rig.capabilities, ports, np.asarray(learnable))
         self.rig = rig
         self.network = rig.network
         self.ports = ports
         self.learnable = np.asarray(learnable, dtype=np.int64)
         self.engine = engine or RunEngine(rig)
-        self.description = description or f"{type(rig).__name__} through plans"
-        low = np.full(rig.network.n_edges, bounds[0])
-        high = np.full(rig.network.n_edges, bounds[1])
-        if hasattr(rig, "ohms_range"):
-            rig_low, rig_high = rig.ohms_range()
-            low, high = np.maximum(low, rig_low), np.minimum(high, rig_high)
+        self.description = description or rig.describe()["description"]
+        self.initial_ohms = None if initial_ohms is None else np.asarray(initial_ohms, dtype=float)
+        rig_low, rig_high = rig.ohms_range()
+        low = np.maximum(np.full(rig.network.n_edges, bounds[0]), rig_low)
+        high = np.minimum(np.full(rig.network.n_edges, bounds[1]), rig_high)
         self.low, self.high = low[self.learnable], high[self.learnable]
+
+    def attach(self, engine: RunEngine) -> None:
+        """Run every plan through ``engine`` (the run's controller)."""
+        self.engine = engine
+
+    def start(self) -> None:
+        """A run from its beginning (new, or resumed before its first checkpoint): the
+        learnable edges to the experiment's initial resistances."""
+        if self.initial_ohms is not None:
+            self.program(self.initial_ohms[self.learnable])
 
     def resistances(self) -> np.ndarray:
         return np.asarray(self.rig.resistances(), dtype=float)
@@ -58,30 +69,35 @@ class RigSubstrate:
     def gradient(self, rule, x, y):
         known = self.resistances()
         if isinstance(rule, FiniteDifference):
-            return self.engine.run(finite_difference_plan(rule, self.ports, self.learnable, x, y, known))
+            return self.engine.run_plan(finite_difference_plan(rule, self.ports, self.learnable, x, y, known))
         per_sample, outputs = [], []
         for b in range(x.shape[1]):
-            measured, y_hat = self.engine.run(sample_plan(rule, self.ports, self.learnable, x[:, b], y[:, b], known))
+            measured, y_hat = self.engine.run_plan(sample_plan(rule, self.ports, self.learnable, x[:, b], y[:, b],
+                                                               known))
             per_sample.append(measured)
             outputs.append(y_hat)
         gradient = rule.gradient_from_measurements(_stack(per_sample), known[self.learnable])
         return gradient, np.array(outputs).T
 
+    def exact_gradient(self, x, y) -> np.ndarray | None:
+        return self.rig.exact_gradient(self.ports, self.learnable, x, y)
+
     def program(self, ohms: np.ndarray) -> np.ndarray:
         """Write ``ohms`` clipped to the update bounds (the rule's clip, not a silent one: a
         bench refuses anything outside its calibrated span)."""
-        return self.engine.run(program_plan(self.learnable, np.clip(ohms, self.low, self.high)))
+        return self.engine.run_plan(program_plan(self.learnable, np.clip(ohms, self.low, self.high)))
 
     def outputs(self, x) -> np.ndarray:
         x = np.atleast_2d(x)
-        return np.array([self.engine.run(outputs_plan(self.ports, x[:, b])) for b in range(x.shape[1])]).T
+        return np.array([self.engine.run_plan(outputs_plan(self.ports, x[:, b])) for b in range(x.shape[1])]).T
 
     def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
         """Every readable edge in each phase for one sample; NaN where the rig cannot read."""
         readable = np.setdiff1d(self.rig.capabilities.readable, self.ports.outputs)
         if isinstance(rule, FiniteDifference):
             return {}
-        measured, _ = self.engine.run(sample_plan(rule, self.ports, readable, x[:, 0], y[:, 0], self.resistances()))
+        measured, _ = self.engine.run_plan(sample_plan(rule, self.ports, readable, x[:, 0], y[:, 0],
+                                                       self.resistances()))
         result = {}
         for name, m in measured.items():
             volts = np.full(self.network.n_edges, np.nan)
@@ -90,21 +106,12 @@ class RigSubstrate:
         return result
 
     def state(self) -> dict[str, np.ndarray]:
-        state = {"known_ohms": self.resistances()}
-        if hasattr(self.rig, "circuit"):  # a simulated rig: its hidden state too, for exact resumes
-            state.update(self.rig.circuit.state())
-        return state
+        return {"known_ohms": self.resistances(), **self.rig.snapshot()}
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Back to a checkpoint: a simulated rig is restored exactly; a bench has its learnable
-        edges programmed to the checkpoint's values, then verified."""
-        if hasattr(self.rig, "circuit") and "true_ohms" in state:
-            self.rig.circuit.restore(state)
-            return
-        target = np.asarray(state["known_ohms"], dtype=float)[self.learnable]
-        achieved = self.program(target)
-        if not np.allclose(achieved, target, rtol=1e-9, atol=0):
-            worst = int(np.argmax(np.abs(achieved - target)))
-            k = self.learnable[worst]
-            raise RigError(f"resume: edge {self.network.edge_names[k]} holds {achieved[worst]:.6g} ohm, the "
-                               f"checkpoint has {target[worst]:.6g} ohm; the bench cannot return to the checkpoint")
+        """Back to a checkpoint: the rig restores its snapshot (exactly for a simulated rig; a
+        bench programs and verifies, naming every edge that cannot return)."""
+        try:
+            self.rig.restore(state)
+        except RigError as exc:
+            raise RigError(f"resume: {exc}") from None

@@ -1,21 +1,29 @@
-"""Training inside a run folder: signals, status, ceiling, resume.
+"""A training run recorded in a run folder: the writer, the engine, the trainer, the signals.
 
-Ctrl-C or SIGTERM asks the trainer to stop at the next step boundary; it checkpoints there and
-the run is closed as 'stopped', readable and resumable. A second Ctrl-C interrupts at once (the
-run is still closed as 'stopped' and resumes from its last checkpoint). Any exception closes the
-run as 'failed' with the message.
+    session = TrainingSession(experiment, substrate, run_dir, views=[ProgressBar()])
+    result = session.run()            # in this thread; Ctrl-C/SIGTERM steer the engine
+    # or: session.start() in a worker thread (a GUI), then session.engine.pause() ...
+
+The run folder is created (or reopened for a resume) when the run starts, not before, so a run
+prepared and never started leaves nothing behind. The run-store writer is the engine's first
+subscriber; views (a progress line, a GUI) follow it.
 """
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import logging
 from pathlib import Path
 
-from hwlearn.engine import EngineStopped
+from hwlearn.documents import RunStart, Subscriber
+from hwlearn.engine import RunEngine
 from hwlearn.experiment import Experiment
 from hwlearn.runstore import RunWriter
-from hwlearn.signals import stop_on_signals
+from hwlearn.signals import control_by_signals
+from hwlearn.training.recorder import RunStoreRecorder
 from hwlearn.training.trainer import Result, Settings, Trainer
+
+log = logging.getLogger(__name__)
 
 
 def settings_from(config: dict) -> Settings:
@@ -34,35 +42,97 @@ def ceiling_summary(experiment: Experiment) -> dict:
     return summary
 
 
-def train_in_folder(experiment: Experiment, substrate, run_dir: Path, *, resume: bool = False,
-                    progress=None, metadata: dict | None = None, stop: threading.Event | None = None,
-                    synchronous: str = "NORMAL") -> tuple[Result, Path]:
-    """Train ``substrate`` on ``experiment`` recording into ``run_dir``; returns the result.
+class TrainingSession:
+    """One run of ``experiment`` on ``substrate`` (the simulated fast path or a RigSubstrate),
+    recorded in ``run_dir``.
 
-    synchronous: SQLite's durability; NORMAL survives a killed process (what a simulated run
-    needs), FULL also a power cut (benches). Checkpoints are always fully durable.
-    """
-    stop = stop or threading.Event()
-    trainer = Trainer(substrate, experiment.task, experiment.rule, settings_from(experiment.config),
-                      experiment.rngs, progress=progress, stop=stop)
-    if resume:
-        writer = RunWriter.resume(run_dir, synchronous=synchronous)
-    else:
-        meta = {"seeds": experiment.config["seeds"], "substrate": substrate.description,
-                "network": repr(experiment.network), **(metadata or {})}
-        writer = RunWriter.create(run_dir, experiment.config, meta, synchronous=synchronous)
-        writer.set_summary(**ceiling_summary(experiment))
-    trainer.recorder = writer
-    with writer, stop_on_signals(stop):
-        checkpoint = writer.resumed_from
-        # Inside the block: a bench that cannot return to the checkpoint fails the run cleanly.
-        position = trainer.restore(checkpoint.arrays, checkpoint.state) if checkpoint is not None else None
+    resume: continue the run in ``run_dir`` from its latest checkpoint (from the start when it
+    has none). metadata: facts for metadata.json (bench name, instrument identities).
+    synchronous: SQLite's durability; NORMAL survives a killed process (a simulation), FULL
+    also a power cut (benches). Checkpoints are always fully durable."""
+
+    def __init__(self, experiment: Experiment, substrate, run_dir: str | Path, *, resume: bool = False,
+                 metadata: dict | None = None, synchronous: str = "NORMAL", views: tuple[Subscriber, ...] = ()):
+        self.experiment = experiment
+        self.substrate = substrate
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.metadata = metadata or {}
+        self.synchronous = synchronous
+        self.engine = RunEngine(substrate.rig)
+        self._views = list(views)
+        self.trainer = Trainer(substrate, experiment.task, experiment.rule, settings_from(experiment.config),
+                               experiment.rngs, engine=self.engine)
+        self.writer: RunWriter | None = None
+
+    def add_view(self, view: Subscriber) -> None:
+        self._views.append(view)
+
+    # ---------------------------------------------------------------- running
+    def run(self, *, signals: bool = True) -> Result:
+        """Train in this thread to the end, a stop or an error; returns the trainer's Result.
+        With ``signals``, Ctrl-C and SIGTERM steer the engine (hwlearn.signals)."""
+        self._open()
+        steer = control_by_signals(self.engine) if signals else contextlib.nullcontext()
         try:
-            result = trainer.run(resume=position)
-        except EngineStopped as exc:  # abort or emergency stop from the engine's verbs
-            writer.close("aborted", str(exc))
-            raise
-        writer.close(result.status, "stop requested" if result.status == "stopped" else "")
-    if progress is not None:
-        progress.finish()
-    return result, Path(run_dir)
+            with steer:
+                return self.engine.execute(self._body, self._start_document())
+        finally:
+            self._close_writer()
+
+    def start(self):
+        """Train in a worker thread (a GUI calls the engine's verbs meanwhile); returns the
+        thread. ``engine.join()`` waits for the Result."""
+        self._open()
+        return self.engine.start(self._body, self._start_document(), after=self._close_writer)
+
+    # ---------------------------------------------------------------- internals
+    def _open(self) -> None:
+        if self.writer is not None:
+            raise RuntimeError("a TrainingSession runs once")
+        experiment = self.experiment
+        if self.resume:
+            writer = RunWriter.resume(self.run_dir, synchronous=self.synchronous)
+        else:
+            meta = {"seeds": experiment.config["seeds"], "substrate": self.substrate.description,
+                    "network": repr(experiment.network), **self.metadata}
+            writer = RunWriter.create(self.run_dir, experiment.config, meta, synchronous=self.synchronous)
+            writer.set_summary(**ceiling_summary(experiment))
+        self.writer = writer
+        self.engine._subscribers[:0] = [RunStoreRecorder(writer)]
+        for view in self._views:
+            self.engine.subscribe(view)
+
+    def _body(self) -> Result:
+        # Inside the run: a bench that cannot return to the checkpoint fails the run cleanly.
+        checkpoint = self.writer.resumed_from
+        position = self.trainer.restore(checkpoint.arrays, checkpoint.state) if checkpoint is not None else None
+        return self.trainer.run(resume=position)
+
+    def _start_document(self) -> RunStart:
+        rig = self.substrate.rig
+        described = rig.describe() if rig is not None else {"kind": "simulated",
+                                                            "description": self.substrate.description}
+        checkpoint = self.writer.resumed_from
+        return RunStart(self.experiment.config, described, self.trainer.plan_summary(),
+                        None if checkpoint is None else checkpoint.step)
+
+    def _close_writer(self) -> None:
+        """A writer still open here lost its RunStop (the disk failed while recording the end):
+        close it as failed so the folder does not look alive."""
+        writer = self.writer
+        if writer is not None and not writer.closed:
+            try:
+                writer.close("failed", "the end of the run could not be recorded")
+            except Exception:
+                log.exception("%s: closing the run", self.run_dir)
+
+
+def train_in_folder(experiment: Experiment, substrate, run_dir: str | Path, *, resume: bool = False,
+                    progress=None, metadata: dict | None = None, synchronous: str = "NORMAL",
+                    views: tuple[Subscriber, ...] = ()) -> tuple[Result, Path]:
+    """Train in this thread, recording into ``run_dir``; returns (result, run_dir). Raises the
+    error that ended the run (after recording it), EngineStopped for an abort."""
+    session = TrainingSession(experiment, substrate, run_dir, resume=resume, metadata=metadata,
+                              synchronous=synchronous, views=(*(() if progress is None else (progress,)), *views))
+    return session.run(), session.run_dir

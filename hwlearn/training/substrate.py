@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from hwlearn.network import Network
 from hwlearn.ports import Ports
+from hwlearn.rig import Rig
+
+if TYPE_CHECKING:
+    from hwlearn.engine import RunEngine
 
 
 class Substrate(Protocol):
@@ -18,12 +22,23 @@ class Substrate(Protocol):
     ports: Ports
     learnable: np.ndarray
     description: str
+    rig: Rig | None  # what an engine makes safe and runs plans on; None for the fast path
+
+    def attach(self, engine: RunEngine) -> None:
+        """Run plans through ``engine`` from now on (a substrate without plans ignores it)."""
+
+    def start(self) -> None:
+        """A run begins from the experiment's initial state (new, or resumed with no checkpoint)."""
 
     def resistances(self) -> np.ndarray:
         """(m,) the resistances the host knows (calibration or read-back), ohms."""
 
     def gradient(self, rule, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(batch-mean gradient estimate on ``learnable`` (k,), measured free outputs (d_out, B))."""
+
+    def exact_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """(k,) the exact batch-mean gradient on ``learnable``, where the substrate can compute
+        it (simulations); None otherwise."""
 
     def program(self, ohms: np.ndarray) -> np.ndarray:
         """Write ``ohms`` (k,) to the learnable edges; returns what the host now knows they hold."""

@@ -1,18 +1,25 @@
-"""The training loop: mini-batches, updates, evaluation, recording, checkpoints, clean stops.
+"""The training loop: mini-batches, updates, evaluation, checkpoints, clean stops.
+
+The trainer reports everything as documents through its engine (hwlearn.documents): a step, a
+checkpoint, a stop event, the summary. It calls ``engine.boundary('step')`` before every step,
+where the engine pauses, aborts, or asks for a clean stop; plans on a rig add sample boundaries.
 
 Determinism: every random draw comes from a named generator (shuffle, noise, device) whose state
 is checkpointed with the substrate, the epoch's sample order and the position in it, so a run
-resumed from any checkpoint retraces the uninterrupted run exactly.
+resumed from any checkpoint retraces the uninterrupted run exactly. An epoch's order is drawn
+only when its first step is about to run, after the boundary: a stop at an epoch's end is
+checkpointed before the draw, so the resumed run draws it once, as the uninterrupted one does.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwlearn.documents import Checkpoint, RunEvent, StepRecord, Summary
+from hwlearn.engine import RunEngine
 from hwlearn.rules import mse_loss
 from hwlearn.tasks import Task
 from hwlearn.training.updates import descend
@@ -46,27 +53,13 @@ class Result:
     elapsed_seconds: float
 
 
-class NullRecorder:
-    """Records nothing: for training without a run folder (tests, studies)."""
-
-    def record_step(self, step, epoch, scalars, arrays=None):
-        pass
-
-    def event(self, kind, message, **kw):
-        pass
-
-    def checkpoint(self, step, epoch, arrays, state):
-        pass
-
-    def set_summary(self, **values):
-        pass
-
-
 class Trainer:
     RNG_NAMES = ("shuffle", "noise", "device")
 
     def __init__(self, substrate, task: Task, rule, settings: Settings, rngs: dict[str, np.random.Generator],
-                 recorder=None, progress=None, stop: threading.Event | None = None):
+                 engine: RunEngine | None = None):
+        """engine: the run's controller, whose subscribers get every document (a bare engine
+        without subscribers when None: training without a record, for tests and studies)."""
         missing = set(self.RNG_NAMES) - set(rngs)
         if missing:
             raise ValueError(f"trainer needs random generators {sorted(missing)}")
@@ -75,9 +68,19 @@ class Trainer:
         self.rule = rule
         self.settings = settings
         self.rngs = rngs
-        self.recorder = recorder or NullRecorder()
-        self.progress = progress
-        self.stop = stop or threading.Event()
+        self.engine = engine or RunEngine(substrate.rig)
+        substrate.attach(self.engine)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.task.train) // self.settings.batch_size)
+
+    def plan_summary(self) -> dict:
+        """How long the run is: for the start document, progress lines and ETAs."""
+        s = self.settings
+        return {"epochs": s.epochs, "steps_per_epoch": self.steps_per_epoch,
+                "steps_total": s.epochs * self.steps_per_epoch, "samples_per_epoch": len(self.task.train),
+                "batch_size": s.batch_size}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
@@ -96,7 +99,7 @@ class Trainer:
         arrays = {**self.substrate.state(), "order": pos.order}
         state = {"epoch": pos.epoch, "step": pos.step, "offset": pos.offset,
                  "rng": {name: self.rngs[name].bit_generator.state for name in self.RNG_NAMES}}
-        self.recorder.checkpoint(pos.step, pos.epoch, arrays, state)
+        self.engine.publish(Checkpoint(pos.step, pos.epoch, arrays, state))
 
     def restore(self, arrays: dict, state: dict) -> Position:
         """Put substrate and generators back to a checkpoint; returns the position to go on from."""
@@ -117,6 +120,9 @@ class Trainer:
             for name, volts in self.substrate.phase_voltages(self.rule, x[:, :1], y[:, :1]).items():
                 arrays[f"v_{name}"] = volts
         gradient, y_hat = self.substrate.gradient(self.rule, x, y)
+        # The rule's agreement with the exact gradient at the same resistances, where the
+        # substrate knows it (simulations), on the steps that record arrays.
+        exact = self.substrate.exact_gradient(x, y) if record_arrays else None
         before = self.substrate.resistances()[self.substrate.learnable]
         target = descend(before, gradient, s.learning_rate, s.update)
         after = self.substrate.program(target)
@@ -128,45 +134,45 @@ class Trainer:
             arrays["resistances"] = self.substrate.resistances()
             arrays["update"] = after - before
             arrays["gradient"] = gradient
+            if exact is not None:
+                norm = np.linalg.norm(gradient) * np.linalg.norm(exact)
+                scalars["cosine_exact"] = float(gradient @ exact / norm) if norm > 0 else float("nan")
         return scalars, arrays
 
     def run(self, resume: Position | None = None) -> Result:
         s = self.settings
         n = len(self.task.train)
         started = time.monotonic()
+        publish = self.engine.publish
         if resume is None:
+            self.substrate.start()
             pos = Position()
             metrics = self.evaluate()
-            self.recorder.record_step(0, 0, metrics, {"resistances": self.substrate.resistances()})
+            publish(StepRecord(0, 0, metrics, {"resistances": self.substrate.resistances()}))
             self._checkpoint(pos)
         else:
             pos = resume
             metrics = {}
-        steps_total = s.epochs * -(-n // s.batch_size)
         while pos.epoch < s.epochs:
+            self.engine.position.update(epoch=pos.epoch + 1, step=pos.step + 1)
+            if self.engine.boundary("step"):
+                self._checkpoint(pos)
+                publish(RunEvent("stop", f"stopped at step {pos.step}, epoch {pos.epoch}", step=pos.step))
+                return Result("stopped", pos, metrics, time.monotonic() - started)
             if pos.offset == 0:
                 pos.order = self.rngs["shuffle"].permutation(n)
-            while pos.offset < n:
-                if self.stop.is_set():
-                    self._checkpoint(pos)
-                    self.recorder.event("stop", f"stopped at step {pos.step}, epoch {pos.epoch}", step=pos.step)
-                    return Result("stopped", pos, metrics, time.monotonic() - started)
-                scalars, arrays = self._step(pos)
-                end_of_epoch = pos.offset >= n
-                if end_of_epoch:
-                    metrics = self.evaluate()
-                    scalars.update(metrics)
-                self.recorder.record_step(pos.step, pos.epoch + 1, scalars, arrays or None)
-                if end_of_epoch:
-                    pos.epoch += 1
-                    pos.offset = 0
-                if end_of_epoch or pos.step % s.checkpoint_every == 0:
-                    self._checkpoint(pos)
-                if self.progress is not None:
-                    self.progress.update(pos.epoch, s.epochs, pos.step, steps_total, scalars)
-                if end_of_epoch:
-                    break
+            scalars, arrays = self._step(pos)
+            end_of_epoch = pos.offset >= n
+            if end_of_epoch:
+                metrics = self.evaluate()
+                scalars.update(metrics)
+            publish(StepRecord(pos.step, pos.epoch + 1, scalars, arrays))
+            if end_of_epoch:
+                pos.epoch += 1
+                pos.offset = 0
+            if end_of_epoch or pos.step % s.checkpoint_every == 0:
+                self._checkpoint(pos)
         if not metrics:  # resumed at the very end: nothing evaluated in this process yet
             metrics = self.evaluate()
-        self.recorder.set_summary(epochs_done=pos.epoch, steps_done=pos.step, final_metrics=metrics)
+        publish(Summary({"epochs_done": pos.epoch, "steps_done": pos.step, "final_metrics": metrics}))
         return Result("done", pos, metrics, time.monotonic() - started)

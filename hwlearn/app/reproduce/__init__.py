@@ -11,7 +11,7 @@ import numpy as np
 from hwlearn.app.reproduce import figures, iris_parity, noise_bias, partial_updates
 from hwlearn.app.reproduce.common import FULL, QUICK, Profile, TrainingPool
 
-SCHEMA = "hwlearn.app.reproduce/1"
+SCHEMA = "hwlearn.reproduce/1"
 
 
 def _plain(value):

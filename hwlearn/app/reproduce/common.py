@@ -11,6 +11,8 @@ import numpy as np
 
 from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import resolve
+from hwlearn.documents import StepRecord
+from hwlearn.engine import RunEngine
 from hwlearn.experiment import build_experiment
 from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
@@ -49,23 +51,14 @@ FULL = Profile("full", seeds=10, epochs=100, bias_draws=40000, betas=(0.003, 0.0
 
 
 class History:
-    """A trainer recorder keeping the per-epoch metrics in memory."""
+    """A run subscriber keeping the per-epoch metrics in memory."""
 
     def __init__(self):
         self.epochs: list[dict] = []
 
-    def record_step(self, step, epoch, scalars, arrays=None):
-        if "train_loss" in scalars:
-            self.epochs.append(dict(scalars, epoch=epoch))
-
-    def event(self, *args, **kwargs):
-        pass
-
-    def checkpoint(self, *args, **kwargs):
-        pass
-
-    def set_summary(self, **values):
-        pass
+    def __call__(self, doc) -> None:
+        if isinstance(doc, StepRecord) and "train_loss" in doc.scalars:
+            self.epochs.append(dict(doc.scalars, epoch=doc.epoch))
 
     def series(self, key: str) -> np.ndarray:
         return np.array([row[key] for row in self.epochs])
@@ -87,7 +80,7 @@ def train(doc: dict, seed: int):
     experiment = build_experiment(config)
     history = History()
     trainer = Trainer(simulated_substrate(experiment), experiment.task, experiment.rule, settings_from(config),
-                      experiment.rngs, recorder=history)
+                      experiment.rngs, engine=RunEngine(None, [history]))
     trainer.run()
     return history, experiment
 
