@@ -69,6 +69,7 @@ class RunEngine:
         self.safe_state_failures: list[str] = []
         self._subscribers: list[Subscriber] = list(subscribers)
         self._broken_views: set[int] = set()
+        self._announced = ""  # the last stop or abort request recorded as a status
         self._cond = threading.Condition()
         self._estop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -147,9 +148,15 @@ class RunEngine:
         with self._cond:
             if self.state == "paused":
                 self._hold_paused()
-            if self.state == "aborting":
-                raise EngineStopped("emergency stop" if self._estop.is_set() else "aborted")
-            return where == "step" and self.state == "stopping"
+            state = self.state
+        if state in ("stopping", "aborting") and state != self._announced:
+            # Verbs come from other threads and signal handlers, which must not write: the run's
+            # own thread records the request here, so a monitor in another process sees it.
+            self._announced = state
+            self.publish(StatusChange(state, "stop requested" if state == "stopping" else "abort requested"))
+        if state == "aborting":
+            raise EngineStopped("emergency stop" if self._estop.is_set() else "aborted")
+        return where == "step" and state == "stopping"
 
     def _hold_paused(self) -> None:
         """With the lock held and state 'paused': idle the rig, record it, wait for a verb."""

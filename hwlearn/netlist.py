@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from hwlearn.errors import NetlistError, NetworkError
+from hwlearn.files import read_text
 from hwlearn.network import Network, SourceSet
 
 _SUFFIX = {"f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3,
@@ -133,11 +134,7 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Network:
 
 def read_netlist(path: str | Path) -> Network:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise NetlistError(f"cannot read netlist {path}: {exc.strerror}") from None
-    return parse_netlist(text, str(path))
+    return parse_netlist(read_text(path, NetlistError, "netlist"), str(path))
 
 
 def _spice_name(prefix: str, name: str) -> str:

@@ -266,14 +266,23 @@ class Network:
         return f"<Network {self.title!r}: {self.n_nodes} nodes, {self.n_edges} edges{extra}; {counts}>"
 
 
+# The solver works in double precision: outside this range a conductance overflows (1e-320 ohm
+# gives an infinite one) or vanishes next to its neighbours, and the solution is NaN or noise.
+MIN_OHMS, MAX_OHMS = 1e-9, 1e15
+
+
 def check_resistances(resistance: np.ndarray, names: Sequence[str]) -> None:
-    """Raise NetworkError naming the first edge whose resistance is not finite and positive."""
-    bad = np.flatnonzero(~(np.isfinite(resistance) & (resistance > 0)))
+    """Raise NetworkError naming the first edge whose resistance is not finite and within
+    [MIN_OHMS, MAX_OHMS]."""
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~(np.isfinite(resistance) & (resistance > 0)))
+        if not bad.size:
+            bad = np.flatnonzero((resistance < MIN_OHMS) | (resistance > MAX_OHMS))
     if bad.size:
         k = int(bad[0])
         more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
         raise NetworkError(
             f"edge {names[k]}: resistance {float(resistance[k])!r} ohm is not allowed; "
-            f"resistances must be finite and > 0{more}"
+            f"resistances must be finite and between {MIN_OHMS:g} and {MAX_OHMS:g} ohm{more}"
         )
 

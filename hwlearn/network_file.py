@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from hwlearn.errors import NetworkError
+from hwlearn.files import read_text
 from hwlearn.netlist import parse_netlist
 from hwlearn.network import ROLES, Network, SourceSet
 
@@ -68,7 +69,13 @@ class _Reader:
         return obj[key]
 
     def number(self, value, where: str, positive=False):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(where, value, "a finite number")
+        try:
+            value = float(value)  # a 400-digit integer does not fit a float
+        except OverflowError:
+            self.fail(where, f"{str(value)[:12]}... ({len(str(value))} digits)", "a finite number")
+        if not math.isfinite(value):
             self.fail(where, value, "a finite number")
         if positive and not value > 0:
             self.fail(where, value, "a number > 0")
@@ -156,14 +163,13 @@ def network_from_dict(doc, source: str = "<network>") -> Network:
 def load_network(path: str | Path) -> Network:
     """Read a network file (JSON) or a SPICE netlist, told apart by the first character."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise NetworkError(f"cannot read {path}: {exc.strerror}") from None
+    text = read_text(path, NetworkError, "network file")
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise NetworkError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise NetworkError(f"{path}: nested too deeply to be a network file") from None
         return network_from_dict(doc, str(path))
     return parse_netlist(text, str(path))

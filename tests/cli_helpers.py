@@ -42,3 +42,18 @@ def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: flo
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     raise AssertionError(f"the run in {run_dir} never reached step {step}")
+
+
+def wait_for_status(run_dir: Path, status: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until the run in ``run_dir`` has recorded ``status``; fail if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with RunReader(run_dir) as reader:
+                if reader.status().recorded == status:
+                    return
+        except Exception:  # the run is still being created
+            pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"the run in {run_dir} never recorded the status {status!r}")

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from simulator.devices import CalibratedDevices
 from simulator.rig import SimulatedRig
 from simulator.virtual_bench import VirtualBench
 from tests.bench_helpers import EXAMPLE, bench_file_text, example_config, twin_bench
-from tests.cli_helpers import ROOT, hwlearn, wait_for_step
+from tests.cli_helpers import ROOT, hwlearn, wait_for_status, wait_for_step
 
 
 def _experiment(rule, **training):
@@ -112,11 +111,18 @@ def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_pat
                          ids=["sigterm", "ctrl-c", "abort"])
 def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals, status):
     vb, path = served_bench
-    proc = _run(path, "examples/bench-teacher-omega.toml", tmp_path / "run", "--quiet")
-    wait_for_step(tmp_path / "run", 3, proc)
-    for sig in signals:
-        proc.send_signal(sig)
-        time.sleep(0.05)
+    # Full batches: a step lasts long enough for a second signal to arrive inside it.
+    experiment = tmp_path / "full-batch.toml"
+    experiment.write_text((ROOT / "examples/bench-teacher-omega.toml").read_text()
+                          .replace("batch_size = 10", "batch_size = 40"))
+    proc = _run(path, experiment, tmp_path / "run", "--quiet")
+    wait_for_step(tmp_path / "run", 1, proc)
+    proc.send_signal(signals[0])
+    if len(signals) > 1:
+        # Two signals sent before the first is handled would arrive as one: wait until the run
+        # has recorded the first (its stop request), then send the second (the abort).
+        wait_for_status(tmp_path / "run", "stopping", proc)
+        proc.send_signal(signals[1])
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert all(vb.is_safe().values()), vb.is_safe()

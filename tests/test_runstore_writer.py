@@ -3,6 +3,8 @@
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import tomllib
 
 import numpy as np
@@ -315,8 +317,32 @@ def test_a_create_that_fails_half_way_leaves_the_folder_empty(tmp_path, monkeypa
         raise OSError("hostname lookup failed")
 
     monkeypatch.setattr(writer_module, "current_identity", no_identity)
-    with pytest.raises(OSError, match="hostname lookup failed"):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunStoreError, match="cannot create the run folder \\(hostname lookup failed\\)"):
         RunWriter.create(tmp_path / "run", CONFIG)
     assert list((tmp_path / "run").iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "run"]  # no staging folder left either
     monkeypatch.undo()
     RunWriter.create(tmp_path / "run", CONFIG).close()
+
+
+def test_a_creator_killed_before_its_run_exists_leaves_a_reusable_folder(tmp_path):
+    # The child dies (as by SIGKILL) at the last moment of creation, before the rename.
+    code = (
+        "import os, sys\n"
+        "import hwlearn.runstore.writer as w\n"
+        "w.os.rename = lambda *a: os._exit(9)\n"
+        f"w.RunWriter.create({str(tmp_path / 'run')!r}, {{'name': 'x'}})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    assert not (tmp_path / "run").exists()
+    assert [p.name.split(".creating-")[0] for p in tmp_path.iterdir()] == [".run"]  # its staging folder
+    RunWriter.create(tmp_path / "run", CONFIG).close()  # the same --out works, and cleans up
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunStoreError, match="cannot create the run folder"):
+        RunWriter.create(tmp_path / "file" / "run", CONFIG)

@@ -145,6 +145,10 @@ def run(args) -> int:
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else _default_out(run_dir, args.format)
     with RunReader(run_dir) as reader:
+        inside = out.resolve()
+        if inside == run_dir.resolve() or run_dir.resolve() in inside.parents:
+            raise ExportError(f"--out {out}: inside the run folder {run_dir}; an export never writes into the "
+                              "run it reads (it could replace the run's own files); give a path outside it")
         written = (export_csv if args.format == "csv" else export_npz)(reader, out, args.force)
     print(f"exported {run_dir} to {written}")
     return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from hwlearn.cli.output import print_json
 from hwlearn.cli.table import format_table, number
 from hwlearn.errors import ConfigError
 from hwlearn.gradcheck import gradcheck
@@ -66,7 +65,7 @@ def run(args) -> int:
     doc = gradcheck(ports, ports.stored_inputs(), targets, beta=args.beta, eta=args.eta,
                     omega_eta=args.omega_eta, backend=args.backend)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc, f"gradcheck {args.network}")
         return 0
     print(f"{net.title or args.network}: {net.n_nodes} nodes, {net.n_edges} resistors "
           f"(solver backend: {doc['network']['backend']})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hwlearn.errors import ConfigError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's findings (figures and a JSON table)",
@@ -19,6 +21,16 @@ def run(args) -> int:
     from hwlearn.app.reproduce import reproduce
 
     out = Path(args.out_dir)
+    # Checked before minutes of training: a folder we can write into.
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; give a folder for the figures and results.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".hwlearn-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     table = reproduce(out, quick=args.quick, progress=lambda line: print(line, file=sys.stderr, flush=True))
     iris = table["iris"]
     print(f"wrote {', '.join(table['figures'])} and results.json to {out} in {table['elapsed_seconds']} s")

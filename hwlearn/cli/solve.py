@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from hwlearn.cli.output import print_json
 from hwlearn.cli.table import format_table, number
 from hwlearn.network_file import load_network
 from hwlearn.solver import Excitation, KirchhoffSolver
@@ -45,7 +44,7 @@ def solve_document(path: str, backend: str = "auto") -> dict:
 def run(args) -> int:
     doc = solve_document(args.netlist, args.backend)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc, f"solve {args.netlist}")
         return 0
     print(f"{doc['title'] or args.netlist}  (solver backend: {doc['backend']})\n")
     print(format_table(["node", "volts"], [[n, number(v, 9)] for n, v in doc["node_voltages"].items()]))

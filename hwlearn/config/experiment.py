@@ -7,6 +7,7 @@ docs/configuration.md lists every key (generated from this schema by ``describe_
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,17 @@ from hwlearn.errors import ConfigError
 RULES = ("omega", "ep", "ep_symmetric", "coupled", "finite_difference")
 SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
 EDGE_LIST = "str|int|list[str]"  # "auto", a count placed by the builder, or edge names
+
+
+LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+def _folder_label(value: str) -> str | None:
+    """Run folders are named after this: nothing that leaves runs/ (../, /abs) or breaks a path (NUL)."""
+    if LABEL.fullmatch(value):
+        return None
+    return ("must be a plain folder-name label: letters, digits, '.', '_' and '-', at most 64 characters, "
+            "not starting with '.' or '-' (no '/')")
 
 
 def _positive(doc: str, default=REQUIRED, **kw) -> Field:
@@ -164,7 +176,8 @@ RECORD = Section(
 
 EXPERIMENT = Section(
     {
-        "name": Field("str", "experiment", "a label for the run folder"),
+        "name": Field("str", "experiment", "a label for the run folder: letters, digits, '.', '_' and '-', "
+                      "at most 64, not starting with '.' or '-'", check=_folder_label),
         "network": NETWORK,
         "task": TASK,
         "rule": RULE,
@@ -222,4 +235,9 @@ def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
 
 def load_experiment(path: str | Path, seed: int | None = None) -> dict:
     """Read, validate and resolve an experiment file. Raises ConfigError naming key and value."""
-    return resolve(load_toml(path), str(path), seed)
+    doc = load_toml(path)
+    if not doc:  # every key has a default, but an empty file is a mistake, not a wish for Iris
+        raise ConfigError(f"{path}: the experiment file is empty; give at least the task and the rule "
+                          "(e.g. [task] name = 'iris' and [rule] name = 'omega'; examples/ has one per task "
+                          "and rule, docs/configuration.md lists every key)")
+    return resolve(doc, str(path), seed)

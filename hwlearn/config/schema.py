@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hwlearn.errors import ConfigError
+from hwlearn.files import read_text
 
 REQUIRED = object()
 
@@ -160,11 +161,9 @@ class Validator:
 
 def load_toml(path: str | Path) -> dict:
     path = Path(path)
+    text = read_text(path, ConfigError, "TOML file")
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

@@ -9,8 +9,10 @@ recomputes from that checkpoint: no step is lost and none is recorded twice."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from hwlearn.runstore import jsontext
 from hwlearn.runstore.blobs import encode_array
-from hwlearn.runstore.checkpoint import Checkpoint, CheckpointFolder, atomic_write_text
+from hwlearn.runstore.checkpoint import Checkpoint, CheckpointFolder, atomic_write_text, fsync_dir
 from hwlearn.runstore.config_text import config_to_toml
 from hwlearn.runstore.database import check_synchronous, connect_writer, create_schema
 from hwlearn.runstore.errors import (
@@ -67,12 +69,49 @@ def _lock_writer(run_dir: Path):
     return fd
 
 
-def _remove_partial_run(run_dir: Path) -> None:
-    """Undo a failed RunWriter.create. The folder was empty before, so every file in it is ours."""
-    for name in (CONFIG_FILE, METADATA_FILE, LOG_FILE, DATABASE_FILE, f"{DATABASE_FILE}-wal",
-                 f"{DATABASE_FILE}-shm", WRITER_LOCK_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+def _populate(folder: Path, config_toml: str, meta: dict, metadata_json: str, created: float) -> int:
+    """A new run's files in ``folder``: config, metadata, checkpoints/, the database with its schema
+    and first rows (closed again, so the folder can be renamed). Returns the writer session id."""
+    atomic_write_text(folder / CONFIG_FILE, config_toml)
+    atomic_write_text(folder / METADATA_FILE, jsontext.dumps(meta, "run metadata", indent=2) + "\n")
+    (folder / CHECKPOINT_DIR).mkdir()
+    conn = connect_writer(folder / DATABASE_FILE, "FULL")
+    try:
+        identity = current_identity()
+        # Schema and first rows in one transaction: a crash here leaves no half-made run database.
+        conn.execute("BEGIN IMMEDIATE")
+        create_schema(conn)
+        conn.executemany("INSERT INTO run(key, value) VALUES (?, ?)", [
+            ("format", RUN_FORMAT), ("created", repr(created)), ("config_toml", config_toml),
+            ("metadata_json", metadata_json)])
+        session = conn.execute(
+            "INSERT INTO writer_sessions(host, pid, boot_id, pid_start, started, heartbeat) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (identity.host, identity.pid, identity.boot_id, identity.pid_start, created, created)).lastrowid
+        conn.execute("INSERT INTO status(time, status, detail, session) VALUES (?, 'running', 'created', ?)",
+                     (created, session))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return session
+
+
+def _remove_dead_staging(run_dir: Path) -> None:
+    """Staging folders of this run name left by creators that died before their rename."""
+    for leftover in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.creating-*"):
+        pid = leftover.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _RunLogHandler(logging.Handler):
@@ -141,38 +180,32 @@ class RunWriter:
         meta = collect_metadata(metadata, created)
         metadata_json = jsontext.dumps(meta, "run metadata")
 
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Built in a hidden staging folder and renamed into place in one step: a process killed
+        # (or a disk that fills) while creating leaves run_dir as it was, never a half-made run
+        # that can be neither resumed nor reused.
+        staging = run_dir.parent / f".{run_dir.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            _remove_dead_staging(run_dir)
+            staging.mkdir()
+            session = _populate(staging, config_toml, meta, metadata_json, created)
+            os.rename(staging, run_dir)  # replaces an empty run_dir; refuses one that filled meanwhile
+            fsync_dir(run_dir.parent)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise RunStoreError(f"{run_dir}: cannot create the run folder ({exc.strerror or exc})") from None
+            raise
         lock_fd = _lock_writer(run_dir)
         if lock_fd is None:
-            raise RunBusyError(f"{run_dir}: another process is creating or writing a run here")
-        conn = None
+            raise RunBusyError(f"{run_dir}: another process took the new run before it started")
         try:
-            atomic_write_text(run_dir / CONFIG_FILE, config_toml)
-            atomic_write_text(run_dir / METADATA_FILE, jsontext.dumps(meta, "run metadata", indent=2) + "\n")
-            (run_dir / CHECKPOINT_DIR).mkdir()
             conn = connect_writer(run_dir / DATABASE_FILE, synchronous)
-            identity = current_identity()
-            # Schema and first rows in one transaction: a crash here leaves no half-made run database.
-            conn.execute("BEGIN IMMEDIATE")
-            create_schema(conn)
-            conn.executemany("INSERT INTO run(key, value) VALUES (?, ?)", [
-                ("format", RUN_FORMAT), ("created", repr(created)), ("config_toml", config_toml),
-                ("metadata_json", metadata_json)])
-            session = conn.execute(
-                "INSERT INTO writer_sessions(host, pid, boot_id, pid_start, started, heartbeat) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (identity.host, identity.pid, identity.boot_id, identity.pid_start, created, created)).lastrowid
-            conn.execute("INSERT INTO status(time, status, detail, session) VALUES (?, 'running', 'created', ?)",
-                         (created, session))
-            conn.execute("COMMIT")
         except BaseException:
-            if conn is not None:
-                conn.close()
-            _remove_partial_run(run_dir)
             os.close(lock_fd)
             raise
         writer = cls(run_dir, conn, session, lock_fd, synchronous, last_step=None, array_layouts={})
-        writer._log_line("INFO", f"run created by pid {identity.pid} on {identity.host}: {run_dir}")
+        writer._log_line("INFO", f"run created by pid {os.getpid()} on {current_identity().host}: {run_dir}")
         return writer
 
     @classmethod
