@@ -51,7 +51,7 @@ def test_smu_accepts_short_long_and_any_case(smu):
 def test_compound_line_continues_the_previous_path(backend):
     smu = Keithley2400Emulator("smu", backend)
     assert ask(smu, ":SOUR:VOLT:LEV 1.5;:SOUR:CURR:LEV 2E-3;:SOUR:FUNC?;*IDN?").startswith(
-        "VOLT;KEITHLEY INSTRUMENTS,MODEL 2400")
+        "VOLT;KEITHLEY INSTRUMENTS INC.,MODEL 2400")
     ask(smu, ":SOUR:VOLT 1;CURR 3E-3")  # CURR continues the path :SOUR
     ask(smu, ":SENS:CURR:PROT 0.01;:SENS:VOLT:PROT 3")
     assert (smu.level, smu.limit) == ({"VOLT": 1.0, "CURR": 3e-3}, {"VOLT": 0.01, "CURR": 3.0})
@@ -157,7 +157,7 @@ def test_34970a_scans_in_ascending_order_whatever_the_list_order(backend):
     ask(dmm, "CONF:VOLT:DC 10,DEF,(@105,101,103)")
     assert dmm.scan == [101, 103, 105]
     assert ask(dmm, "READ?") == "+1.00000000E-03,+3.00000000E-03,+5.00000000E-03"
-    assert ask(dmm, "ROUT:SCAN:SIZE?") == "3"
+    assert ask(dmm, "ROUT:SCAN:SIZE?") == "+3"  # a signed integer, as the 34970A writes it
 
 
 def test_34970a_overload_and_nan_readings(backend):
