@@ -24,7 +24,7 @@ import statistics
 import time
 
 from simulator.emulators import scpi
-from simulator.emulators.scpi import ScpiDevice, ScpiError, Settings, none, one
+from simulator.emulators.scpi import ScpiDevice, ScpiError, Settings, action, none, one, query
 from simulator.instrument_backend import InstrumentBackend, SourceReading, SourceSetting
 
 NAN = 9.91e37        # SCPI "not a number"
@@ -213,7 +213,7 @@ class _KeithleySmu(ScpiDevice):
             self._apply()
         self.command(f"{prefix}:RANGe{upper}", set=set_range, query=get_range)
         self.command(f"{prefix}:RANGe:AUTO", set=set_auto,
-                     query=lambda p: (none(p), "1" if rng.auto else "0")[1])
+                     query=query(lambda: "1" if rng.auto else "0"))
 
     def _nominal(self, value: float) -> float:
         return value
@@ -301,16 +301,16 @@ class Keithley2400Emulator(_KeithleySmu):
         c("[:SENSe[1]]:CURRent[:DC]:PROTection:TRIPped", query=self._tripped("VOLT"))
         c("[:SENSe[1]]:VOLTage[:DC]:PROTection:TRIPped", query=self._tripped("CURR"))
         c("[:SENSe[1]]:FUNCtion:CONCurrent", set=self._set_concurrent,
-          query=lambda p: (none(p), "1" if self.concurrent else "0")[1])
+          query=query(lambda: "1" if self.concurrent else "0"))
         c("[:SENSe[1]]:FUNCtion[:ON]", set=self._sense_on, query=self._get_sense)
         c("[:SENSe[1]]:FUNCtion:OFF", set=self._sense_off, query=self._get_sense_off)
         c("[:SENSe[1]]:FUNCtion[:ON]:ALL", set=lambda p: self._sense_all(p, True))
         c("[:SENSe[1]]:FUNCtion:OFF:ALL", set=lambda p: self._sense_all(p, False))
-        c("[:SENSe[1]]:FUNCtion[:ON]:COUNt", query=lambda p: (none(p), str(len(self.sense)))[1])
-        c("[:SENSe[1]]:FUNCtion:OFF:COUNt", query=lambda p: (none(p), str(3 - len(self.sense)))[1])
+        c("[:SENSe[1]]:FUNCtion[:ON]:COUNt", query=query(lambda: str(len(self.sense))))
+        c("[:SENSe[1]]:FUNCtion:OFF:COUNt", query=query(lambda: str(3 - len(self.sense))))
         c("[:SENSe[1]]:FUNCtion:STATe", query=self._sense_state)
         c(":FORMat:ELEMents[:SENSe[1]]", set=self._set_elements,
-          query=lambda p: (none(p), ",".join(self.elements))[1])
+          query=query(lambda: ",".join(self.elements)))
         c(":OUTPut[1][:STATe]", set=self._set_output, query=self._get_output)
         c(":OUTPut[1]:SMODe", set=self._off_mode_setter(("VOLT", "CURR")),
           query=self._off_mode_getter(None))
@@ -319,15 +319,15 @@ class Keithley2400Emulator(_KeithleySmu):
         c(":FETCh", query=self._fetch)
         c(":INITiate[:IMMediate]", set=self._initiate)
         c(":MEASure", query=lambda p: self._measure(p, None))
-        c(":CONFigure", query=lambda p: (none(p), ",".join(f'"{q}"' for q in self._sense_names()))[1])
+        c(":CONFigure", query=query(lambda: ",".join(f'"{q}"' for q in self._sense_names())))
         for function, long in (("VOLT", "VOLTage[:DC]"), ("CURR", "CURRent[:DC]"), ("RES", "RESistance")):
             c(f":MEASure:{long}", query=lambda p, f=function: self._measure(p, f))
-            c(f":CONFigure:{long}", set=lambda p, f=function: (none(p), self._configure(f)) and None)
+            c(f":CONFigure:{long}", set=action(lambda f=function: self._configure(f)))
         c(":ABORt", set=lambda p: none(p))
-        c(":SYSTem:PRESet", set=lambda p: (none(p), self.reset()) and None)
+        c(":SYSTem:PRESet", set=action(lambda: self.reset()))
         c(":TRACe:CLEar", set=self._trace_clear)
         c(":TRACe:DATA", query=self._trace_data)
-        c(":TRACe:POINts:ACTual", query=lambda p: (none(p), str(len(self.trace)))[1])
+        c(":TRACe:POINts:ACTual", query=query(lambda: str(len(self.trace))))
         s.number(":TRACe:POINts", "trace_points", 1, 2500, 100)
         s.choice(":TRACe:FEED", "trace_feed", ("SENSe[1]", "CALCulate[1]", "CALCulate2"), "SENS1")
         s.choice(":TRACe:FEED:CONTrol", "trace_control", ("NEVer", "NEXT"), "NEV")
@@ -590,7 +590,7 @@ class Keithley2450Emulator(_KeithleySmu):
         self.language = self.saved_language = language
         super().__init__(name, backend, **kwargs)
         c, s = self.command, self.settings
-        self.common("*LANG", set=self._set_language, query=lambda p: (none(p), self.language)[1])
+        self.common("*LANG", set=self._set_language, query=query(lambda: self.language))
         c(":SOURce[1]:FUNCtion[:MODE]", set=self._set_source_function, query=self._get_function)
         for function, long, limit in (("VOLT", "VOLTage", "ILIMit"), ("CURR", "CURRent", "VLIMit")):
             c(f":SOURce[1]:{long}[:LEVel][:IMMediate][:AMPLitude]",

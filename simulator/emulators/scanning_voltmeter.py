@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from simulator.emulators import scpi
-from simulator.emulators.scpi import INFINITY, ScpiDevice, ScpiError, Settings, none, one
+from simulator.emulators.scpi import INFINITY, ScpiDevice, ScpiError, Settings, none, one, query
 from simulator.instrument_backend import InstrumentBackend
 
 OVERLOAD = 9.9e37
@@ -78,7 +78,7 @@ class Keysight34970AEmulator(ScpiDevice):
         c(":INPut:IMPedance:AUTO", set=lambda p: self._set_flag(p, "impedance_auto"),
           query=lambda p: self._get_flag(p, "impedance_auto"))
         c(":ROUTe:SCAN", set=self._set_scan, query=self._get_scan)
-        c(":ROUTe:SCAN:SIZE", query=lambda p: (none(p), f"{len(self.scan):+d}")[1])
+        c(":ROUTe:SCAN:SIZE", query=query(lambda: f"{len(self.scan):+d}"))
         c(":ROUTe:OPEN", set=self._open, query=lambda p: self._relays(p, closed=False))
         c(":ROUTe:CLOSe", set=self._close, query=lambda p: self._relays(p, closed=True))
         c(":ROUTe:MONitor", set=self._set_monitor, query=self._get_monitor)
@@ -102,8 +102,8 @@ class Keysight34970AEmulator(ScpiDevice):
         s.choice(":FORMat:READing:TIME:TYPE", "time_type", ("ABSolute", "RELative"), "REL")
         s.choice(":FORMat:BORDer", "border", ("NORMal", "SWAPped"), "NORM")
         c(":SYSTem:CTYPe", query=self._card_type)
-        c(":SYSTem:DATE", query=lambda p: (none(p), time.strftime("%Y,%m,%d"))[1])
-        c(":SYSTem:TIME", query=lambda p: (none(p), time.strftime("%H,%M,%S.000"))[1])
+        c(":SYSTem:DATE", query=query(lambda: time.strftime("%Y,%m,%d")))
+        c(":SYSTem:TIME", query=query(lambda: time.strftime("%H,%M,%S.000")))
         s.action(":SYSTem:BEEPer", 0)
         s.boolean(":DISPlay[:STATe]", "display", True)
 

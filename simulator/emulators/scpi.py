@@ -234,6 +234,22 @@ Setter = Callable[[list[str]], None]
 Getter = Callable[[list[str]], str]
 
 
+def query(value: Callable[[], object]) -> Getter:
+    """A query without parameters that answers ``str(value())``."""
+    def get(params: list[str]) -> str:
+        none(params)
+        return str(value())
+    return get
+
+
+def action(do: Callable[[], object]) -> Setter:
+    """A command without parameters that calls ``do()``."""
+    def set_(params: list[str]) -> None:
+        none(params)
+        do()
+    return set_
+
+
 class Register:
     """A SCPI status register set: condition, event (latched), enable."""
 
@@ -268,33 +284,33 @@ class ScpiDevice(LineDevice):
         self._common: dict[str, tuple[Setter | None, Getter | None]] = {}
         c = self.command
         c(":SYSTem:ERRor[:NEXT]", query=self._next_error)
-        c(":SYSTem:ERRor:COUNt", query=lambda p: (none(p), str(len(self.error_queue)))[1])
+        c(":SYSTem:ERRor:COUNt", query=query(lambda: str(len(self.error_queue))))
         c(":SYSTem:ERRor:ALL", query=self._all_errors)
-        c(":SYSTem:VERSion", query=lambda p: (none(p), "1999.0")[1])
+        c(":SYSTem:VERSion", query=query(lambda: "1999.0"))
         c(":STATus:PRESet", set=self._status_preset)
         c(":STATus:QUEue[:NEXT]", query=self._next_error)
-        c(":STATus:QUEue:CLEar", set=lambda p: (none(p), self.error_queue.clear()) and None)
+        c(":STATus:QUEue:CLEar", set=action(lambda: self.error_queue.clear()))
         for name in self.STATUS_REGISTERS:
             register = self.registers[self._short(name)]
-            c(f":STATus:{name}[:EVENt]", query=lambda p, r=register: (none(p), str(r.read_event()))[1])
-            c(f":STATus:{name}:CONDition", query=lambda p, r=register: (none(p), str(r.condition))[1])
+            c(f":STATus:{name}[:EVENt]", query=query(lambda r=register: str(r.read_event())))
+            c(f":STATus:{name}:CONDition", query=query(lambda r=register: str(r.condition)))
             c(f":STATus:{name}:ENABle", set=lambda p, r=register: setattr(r, "enable", _register_value(p)),
-              query=lambda p, r=register: (none(p), str(r.enable))[1])
-        self.common("*IDN", query=lambda p: (none(p), self.identity())[1])
-        self.common("*RST", set=lambda p: (none(p), self.reset()) and None)
+              query=query(lambda r=register: str(r.enable)))
+        self.common("*IDN", query=query(lambda: self.identity()))
+        self.common("*RST", set=action(lambda: self.reset()))
         self.common("*CLS", set=self._clear_status)
-        self.common("*OPC", set=lambda p: (none(p), self._set_esr(ESR_OPC)) and None,
-                    query=lambda p: (none(p), "1")[1])
+        self.common("*OPC", set=action(lambda: self._set_esr(ESR_OPC)),
+                    query=query(lambda: "1"))
         self.common("*WAI", set=lambda p: none(p))
-        self.common("*TST", query=lambda p: (none(p), "0")[1])
-        self.common("*OPT", query=lambda p: (none(p), self.options())[1])
-        self.common("*TRG", set=lambda p: (none(p), self.trigger()) and None)
+        self.common("*TST", query=query(lambda: "0"))
+        self.common("*OPT", query=query(lambda: self.options()))
+        self.common("*TRG", set=action(lambda: self.trigger()))
         self.common("*ESE", set=lambda p: setattr(self, "ese", _register_value(p, 255)),
-                    query=lambda p: (none(p), str(self.ese))[1])
+                    query=query(lambda: str(self.ese)))
         self.common("*SRE", set=lambda p: setattr(self, "sre", _register_value(p, 255) & ~STB_RQS),
-                    query=lambda p: (none(p), str(self.sre))[1])
+                    query=query(lambda: str(self.sre)))
         self.common("*ESR", query=self._read_esr)
-        self.common("*STB", query=lambda p: (none(p), str(self.status_byte()))[1])
+        self.common("*STB", query=query(lambda: str(self.status_byte())))
 
     # -- to override ------------------------------------------------------------------------
     def identity(self) -> str:
@@ -477,14 +493,14 @@ class Settings:
         def set_(params):
             self.values[key] = boolean(one(params))
         self.device.command(pattern, set=set_,
-                            query=lambda p: (none(p), "1" if self.values[key] else "0")[1])
+                            query=query(lambda: "1" if self.values[key] else "0"))
 
     def choice(self, pattern: str, key: str, options: tuple[str, ...], default: str) -> None:
         self.defaults[key] = self.values[key] = default
 
         def set_(params):
             self.values[key] = choice(one(params), *options)
-        self.device.command(pattern, set=set_, query=lambda p: (none(p), str(self.values[key]))[1])
+        self.device.command(pattern, set=set_, query=query(lambda: str(self.values[key])))
 
     def action(self, pattern: str, max_params: int = 0) -> None:
         """A command that is accepted and changes nothing the emulation models (a beep)."""
