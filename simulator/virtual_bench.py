@@ -176,11 +176,11 @@ class VirtualBench:
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"
-            port = self.circuit.board(name)
-            if plan and self.faults.stuck:
-                port = _StickingWrites(port, plan)
-            return BoardFirmware(port, channels=channels, model=model,
-                                 serial=serial, watchdog_s=self.watchdog_s)
+            firmware = BoardFirmware(self.circuit.board(name), channels=channels, model=model,
+                                     serial=serial, watchdog_s=self.watchdog_s)
+            if plan and self.faults.stuck:  # after the power-up, which is no fault's moment
+                firmware.backend = _StickingWrites(firmware.backend, plan)
+            return firmware
         raise ValueError(f"{name}: no emulator for driver {driver!r}")
 
     def _fixed_port(self, inst) -> int:
