@@ -601,6 +601,7 @@ class Keithley2450Emulator(_KeithleySmu):
             self._range_commands(f":SOURce[1]:{long}", self.source_range, function, upper="")
             s.number(f":SOURce[1]:{long}:DELay", f"{function}_source_delay", 0.0, 10e3, 0.0)
             s.boolean(f":SOURce[1]:{long}:DELay:AUTO", f"{function}_source_delay_auto", True)
+            s.number(f":SOURce[1]:{long}:DELay:USER[1]", f"{function}_source_user_delay", 0.0, 1e4, 0.0)
             s.boolean(f":SOURce[1]:{long}:READ:BACK", f"{function}_readback", True)
             s.boolean(f":SOURce[1]:{long}:HIGH:CAPacitance", f"{function}_high_c", False)
             c(f":OUTPut[1]:{long}:SMODe", set=self._off_mode_setter((function,)),
