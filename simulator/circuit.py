@@ -67,6 +67,12 @@ class SimulatedCircuit:
         self._store(edges, self.device.program(current, ohms, self.rng, devices=slot))
         return self._known[edges].copy()
 
+    def scale_true(self, edges: np.ndarray, factors: np.ndarray) -> None:
+        """Multiply the true resistance of ``edges`` by ``factors`` (a drifting device); what
+        the host knows is left as it was."""
+        self._true[np.asarray(edges, dtype=np.int64)] *= np.asarray(factors, dtype=float)
+        self._cache = None
+
     def factorization(self, open_edges: tuple[int, ...] = ()):
         """The factorisation for the current resistances with ``open_edges`` broken."""
         key = tuple(sorted(open_edges))

@@ -24,7 +24,10 @@ class SourceSetting:
     function   : 'VOLT' (source volts, limit amps) or 'CURR' (source amps, limit volts).
     level      : the sourced value (volts or amps).
     compliance : the limit on the other quantity (amps or volts), > 0.
-    output_on  : False means the terminals are open (high impedance).
+    output_on  : False means the terminals are open (high impedance). An emulator whose
+                 output is off in a state that still holds the terminals (the Keithleys'
+                 NORMal, ZERO and GUARd output-off states) sends that state's source here,
+                 with output_on True: the backend sees what the terminals do.
     """
 
     function: str = "VOLT"
@@ -50,8 +53,11 @@ class InstrumentBackend(Protocol):
     def read_source(self, name: str) -> SourceReading:
         """The unit ``name`` measures its terminals."""
 
-    def read_channels(self, channels: Sequence[int]) -> list[float]:
-        """Volts across each multiplexer channel, in the order given (one scan)."""
+    def read_channels(self, channels: Sequence[int],
+                      input_ohms: Sequence[float] | None = None) -> list[float]:
+        """Volts across each multiplexer channel, in the order given (one scan). ``input_ohms``
+        is the voltmeter's input resistance on each channel (None: an ideal voltmeter); a
+        backend that models the meter's loading of the circuit uses it."""
 
     def write_codes(self, codes: Mapping[int, int]) -> None:
         """The resistor board sets these channels' wiper codes."""

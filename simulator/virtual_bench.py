@@ -15,6 +15,13 @@ pyserial's socket:// waits 0.3 s), whatever the resources say, so a dry run can 
 bench (GPIB, USB, /dev/tty...) on this machine; ``bench_config()`` is then the bench file with
 the twin's resources. Servers bind 127.0.0.1 only.
 
+Faults (simulator/emulators/faults.py) are injected at the rates of ``faults`` (a FaultRates;
+default: the bench file's [virtual.faults] table, none if it has none), seeded by
+``fault_seed`` (default: the table's seed): every server draws per reply from its instrument's
+own generator, the board's port draws ``stuck`` at each write and the voltmeter's ``drift`` at
+each scan. ``faults_injected()`` counts them per instrument and kind, ``fault_log.events()``
+lists them.
+
 The config is a hwlearn.config.bench.BenchConfig, used by attribute only (the simulator does not
 import the drivers).
 """
@@ -25,6 +32,9 @@ import logging
 
 from simulator.emulators import (
     BoardFirmware,
+    FaultLog,
+    FaultPlan,
+    FaultRates,
     Keithley2400Emulator,
     Keithley2450Emulator,
     Keysight34970AEmulator,
@@ -47,11 +57,17 @@ class VirtualBench:
     watchdog_s       : the emulated board's watchdog timeout.
     drivers          : instrument name -> emulated driver kind, to serve another model than the
                        bench file names (tests of the identity check).
+    faults           : FaultRates to inject (default: the bench file's [virtual.faults]).
+    fault_seed       : their seed (default: the table's ``seed``, else 0).
+    dmm_loading      : model the voltmeter's input resistance on the circuit (default off: the
+                       virtual bench is then the simulated rig's exact twin).
     """
 
     def __init__(self, config, *, latency_s: float = 0.0, read_noise_volts: float = 0.0,
                  seed: int = 0, twin: bool = False, watchdog_s: float = 2.0,
-                 drivers: dict[str, str] | None = None, truth=None):
+                 drivers: dict[str, str] | None = None, truth=None,
+                 faults: FaultRates | None = None, fault_seed: int | None = None,
+                 dmm_loading: bool = False):
         self.config = config
         self.latency_s = float(latency_s)
         self.twin = twin
@@ -59,7 +75,13 @@ class VirtualBench:
         self.drivers = {name: inst.driver for name, inst in config.instruments.items()}
         self.drivers.update(drivers or {})
         self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
-                                      truth=truth)
+                                      truth=truth, dmm_loading=dmm_loading)
+        table = dict(getattr(config, "virtual_faults", None) or {})
+        self.fault_seed = int(table.pop("seed", 0) if fault_seed is None else fault_seed)
+        table.pop("seed", None)
+        self.faults = faults if faults is not None else FaultRates(**table)
+        self.fault_log = FaultLog()
+        self.fault_plans: dict[str, FaultPlan] = {}
         self.emulators: dict[str, object] = {}
         self.servers: dict[str, TcpLineServer | PtyLineServer] = {}
         self._started = False
@@ -70,13 +92,18 @@ class VirtualBench:
             return self
         try:
             for name, inst in self.config.instruments.items():
-                device = self._emulator(name, inst)
+                plan = None
+                if self.faults.any:
+                    plan = FaultPlan(self.faults, self.fault_seed, name, self.fault_log,
+                                     framed=inst.kind == "board")
+                    self.fault_plans[name] = plan
+                device = self._emulator(name, inst, plan)
                 self.emulators[name] = device
                 if self.twin and inst.kind == "board":
-                    server = PtyLineServer(device, latency_s=self.latency_s)
+                    server = PtyLineServer(device, latency_s=self.latency_s, faults=plan)
                 else:
                     port = 0 if self.twin else self._fixed_port(inst)
-                    server = TcpLineServer(device, port, latency_s=self.latency_s)
+                    server = TcpLineServer(device, port, latency_s=self.latency_s, faults=plan)
                 try:
                     self.servers[name] = server.start()
                 except OSError as exc:
@@ -128,24 +155,32 @@ class VirtualBench:
             server.latency_s = float(latency_s)
         self.latency_s = float(latency_s)
 
+    def faults_injected(self) -> dict[str, dict[str, int]]:
+        """instrument -> fault kind -> how many were injected (kinds that occurred)."""
+        return self.fault_log.counts()
+
     def is_safe(self) -> dict[str, bool]:
         """Per instrument: output off at level 0, no relay closed, every code at the safe one."""
         return {name: device.is_safe() for name, device in self.emulators.items()}
 
     # -- internals ----------------------------------------------------------------------------
-    def _emulator(self, name: str, inst):
+    def _emulator(self, name: str, inst, plan: FaultPlan | None):
         driver = self.drivers[name]
         serial = inst.serial or f"VB{list(self.config.instruments).index(name):04d}"
         if driver in SMU_EMULATORS:
             return SMU_EMULATORS[driver](name, self.circuit, serial=serial)
         if driver == "keysight34970a":
             cards = inst["cards"] if inst.kind == "dmm" else {1: "34901A"}
-            return Keysight34970AEmulator(self.circuit, cards=cards, serial=serial)
+            backend = _DriftingScans(self.circuit, plan) if plan and self.faults.drift else self.circuit
+            return Keysight34970AEmulator(backend, cards=cards, serial=serial)
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"
-            return BoardFirmware(self.circuit.board(name), channels=channels, model=model,
-                                 serial=serial, watchdog_s=self.watchdog_s)
+            firmware = BoardFirmware(self.circuit.board(name), channels=channels, model=model,
+                                     serial=serial, watchdog_s=self.watchdog_s)
+            if plan and self.faults.stuck:  # after the power-up, which is no fault's moment
+                firmware.backend = _StickingWrites(firmware.backend, plan)
+            return firmware
         raise ValueError(f"{name}: no emulator for driver {driver!r}")
 
     def _fixed_port(self, inst) -> int:
@@ -158,3 +193,37 @@ class VirtualBench:
             raise ValueError(f"{inst.name}: resource {inst.resource!r}: the emulated board "
                              "serves pyserial's socket:// protocol only; use a twin")
         return link.port
+
+
+class _DriftingScans:
+    """The circuit as the voltmeter sees it, drawing the ``drift`` fault at every scan: one
+    tunable edge not yet drifting starts to drift."""
+
+    def __init__(self, circuit: VirtualCircuit, plan: FaultPlan):
+        self.circuit, self.plan = circuit, plan
+
+    def read_channels(self, channels, input_ohms=None):
+        steady = [w.edge for w in self.circuit.config.board_wiring if w.edge not in self.circuit.drifts]
+        if steady and self.plan.draw_event("drift", f"scan of {len(channels)} channels"):
+            self.circuit.start_drift(self.plan.choose(steady), per_read=self.plan.rates.drift_per_read)
+        return self.circuit.read_channels(channels, input_ohms)
+
+    def __getattr__(self, name):
+        return getattr(self.circuit, name)
+
+
+class _StickingWrites:
+    """A board's port drawing the ``stuck`` fault at every write: one written channel stops
+    following writes, this one included."""
+
+    def __init__(self, port, plan: FaultPlan):
+        self.port, self.plan = port, plan
+
+    def write_codes(self, codes):
+        free = sorted(ch for ch in codes if (self.port.name, ch) not in self.port.circuit.stuck)
+        if free and self.plan.draw_event("stuck", f"write of {len(codes)} channels"):
+            self.port.circuit.stuck.add((self.port.name, self.plan.choose(free)))
+        self.port.write_codes(codes)
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)

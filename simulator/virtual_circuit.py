@@ -17,7 +17,17 @@ hwlearn.config.bench.BenchConfig, used by attribute only). What each instrument 
   returns to its programmed source when the network no longer asks for more. The consistent
   set of limited units is found by switching one unit at a time, the most violated first.
 - a multiplexer channel reads the voltage of the resistor it spans (P v), with the device
-  model's read noise; a channel spanning no edge reads 0 V.
+  model's read noise; a channel spanning no edge reads 0 V. With ``dmm_loading`` the meter's
+  input resistance R_in (10 MOhm or 10 GOhm, as the 34970A emulator reports per channel) is
+  across the resistor while it is read: the reading is the open-circuit voltage times
+  R_in / (R_in + R_th), R_th the Thevenin resistance the meter sees (exact for the linear
+  network: one extra solve, unit currents beside every read edge, sources zeroed). Off by
+  default: the virtual bench is then the simulated rig's exact twin (a 1 kOhm network read
+  through 10 MOhm is off by about 1e-4 relative, below any realistic read noise).
+- faults a test or the fault plan can switch on: ``stick(board, channel)`` makes a board channel
+  ignore writes (a dead potentiometer), ``start_drift(edge, per_read, per_second)`` makes an
+  edge's true resistance drift, relative, with every scan and with time, while the host still
+  believes the value it wrote.
 - a board channel's code becomes its edge's resistance through the calibration (``truth``, the
   bench file's own calibration unless another is given), so a perfect calibration makes the
   resistances the host knows equal the true ones.
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,7 +74,8 @@ class VirtualCircuit:
     """One simulated circuit behind every emulator of a bench file."""
 
     def __init__(self, config, *, read_noise_volts: float = 0.0, seed: int = 0,
-                 truth: Mapping[str, Mapping[int, object]] | None = None, backend: str = "auto"):
+                 truth: Mapping[str, Mapping[int, object]] | None = None, backend: str = "auto",
+                 dmm_loading: bool = False, clock=time.monotonic):
         self.config = config
         self.network = config.network
         self.lock = threading.RLock()
@@ -82,6 +94,11 @@ class VirtualCircuit:
         # Test hooks: a mux channel or a unit that reads this value instead of the physics.
         self.fault_channels: dict[int, float] = {}
         self.fault_sources: dict[str, float] = {}
+        self.dmm_loading = dmm_loading
+        self.clock = clock
+        self.stuck: set[tuple[str, int]] = set()
+        self.drifts: dict[int, tuple[float, float, float]] = {}  # edge -> per read, per s, since
+        self._topology: tuple[tuple[int, ...], list[int]] = ((), [])
         self._settled: tuple[dict[str, UnitState], np.ndarray] | None = None
 
     # ================================================================== InstrumentBackend
@@ -100,9 +117,13 @@ class VirtualCircuit:
             state = self.settle()[0][name]
             return SourceReading(state.volts, state.amps, state.limited)
 
-    def read_channels(self, channels: Sequence[int]) -> list[float]:
+    def read_channels(self, channels: Sequence[int],
+                      input_ohms: Sequence[float] | None = None) -> list[float]:
         with self.lock:
+            self._drift()
             resistor_volts = self.settle()[1]
+            if self.dmm_loading and input_ohms is not None:
+                resistor_volts = self._loaded(resistor_volts, channels, input_ohms)
             volts = []
             for channel in channels:
                 if channel in self.fault_channels:
@@ -141,6 +162,8 @@ class VirtualCircuit:
             held = self.codes.setdefault(board, {})
             edges, ohms = [], []
             for channel, code in codes.items():
+                if (board, int(channel)) in self.stuck and int(channel) in held:
+                    continue  # a stuck channel ignores writes
                 held[int(channel)] = int(code)
                 edge = self.board_edges.get((board, int(channel)))
                 if edge is not None:
@@ -154,6 +177,50 @@ class VirtualCircuit:
         with self.lock:
             held = self.codes.get(board, {})
             return {int(ch): held.get(int(ch), 0) for ch in channels}
+
+    # ================================================================== faults
+    def stick(self, board: str, channel: int) -> None:
+        """From now on ``board``'s ``channel`` ignores writes and keeps its code."""
+        with self.lock:
+            self.stuck.add((board, int(channel)))
+
+    def start_drift(self, edge: int, per_read: float = 0.0, per_second: float = 0.0) -> None:
+        """Edge ``edge``'s true resistance grows by ``per_read`` (relative) at every scan and
+        by ``per_second`` (relative) per second from now on."""
+        with self.lock:
+            self.drifts[int(edge)] = (float(per_read), float(per_second), self.clock())
+
+    def _drift(self) -> None:
+        if not self.drifts:
+            return
+        now = self.clock()
+        edges, factors = [], []
+        for edge, (per_read, per_second, since) in self.drifts.items():
+            edges.append(edge)
+            factors.append((1 + per_read) * (1 + per_second * (now - since)))
+            self.drifts[edge] = (per_read, per_second, now)
+        self.circuit.scale_true(np.array(edges), np.array(factors))
+        self._settled = None
+
+    def _loaded(self, resistor_volts: np.ndarray, channels: Sequence[int],
+                input_ohms: Sequence[float]) -> np.ndarray:
+        """Resistor voltages as a meter of ``input_ohms`` across each channel's edge reads them
+        (each channel is read alone: the multiplexer closes one at a time)."""
+        opened, clamps = self._topology
+        read = [(i, self.channels[ch][0]) for i, ch in enumerate(channels)
+                if ch in self.channels and self.channels[ch][0] not in opened]
+        if not read:
+            return resistor_volts
+        edges = np.array([edge for _, edge in read])
+        unit = np.eye(len(read))
+        clamp = (np.array(clamps), np.zeros((len(clamps), len(read)))) if clamps else None
+        state = self.circuit.solve(Excitation(parallel=(edges, unit), clamp=clamp), opened)
+        thevenin = np.abs(state.edge_voltages()[edges, np.arange(len(read))])
+        loaded = resistor_volts.copy()
+        for (i, edge), r_th in zip(read, thevenin):
+            r_in = float(input_ohms[i])
+            loaded[edge] = resistor_volts[edge] * r_in / (r_in + r_th)
+        return loaded
 
     # ================================================================== the physics
     def true_resistances(self) -> np.ndarray:
@@ -255,6 +322,7 @@ class VirtualCircuit:
             series=(np.array(series_idx), np.array(series_val)[:, None]) if series_idx else None,
             parallel=(np.array(par_idx), np.array(par_val)[:, None]) if par_idx else None,
             clamp=(np.array(clamp_idx), np.array(clamp_val)[:, None]) if clamp_idx else None)
+        self._topology = (tuple(sorted(opened)), list(clamp_idx))
         state = self.circuit.solve(excitation, tuple(sorted(opened)))
         edge_volts = state.edge_voltages()[:, 0]  # p[a] - p[b] - s
         r_true = self.circuit.true_resistances()

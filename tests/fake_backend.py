@@ -44,7 +44,7 @@ class FakeBackend:
             return SourceReading(volts, volts / r, True)
         return SourceReading(volts, s.level)
 
-    def read_channels(self, channels):
+    def read_channels(self, channels, input_ohms=None):
         return [self.channel_volts.get(ch, 1e-3 * (ch % 100)) for ch in channels]
 
     def write_codes(self, codes) -> None:

@@ -174,3 +174,11 @@ def test_the_commands_are_registered(command, capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: hwlearn {command[0]}" in out
+
+
+def test_virtual_bench_command_refuses_bad_faults_naming_the_key(capsys):
+    example = str(ROOT / "examples" / "virtual-bench.toml")
+    code = main(["virtual-bench", example, "--faults", "timeout=0.01,late=1.5", "--fault-seed", "3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--faults: late = 1.5: must be <= 1" in err

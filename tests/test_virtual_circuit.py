@@ -210,3 +210,41 @@ def test_read_noise_is_added_to_every_channel():
     errors = np.array([np.array(noisy.read_channels(channels)) - [exact[c] for c in channels]
                        for _ in range(50)])
     assert 0.8e-3 < errors.std() < 1.2e-3, errors.std()
+
+
+# ------------------------------------------------------------------------------ meter loading, faults
+def test_a_meter_reading_loads_the_network_by_its_input_resistance():
+    """With dmm_loading the reading is V_oc R_in / (R_in + R_th): checked against a solve with
+    the meter's resistance really placed across the edge."""
+    config = example_config()
+    vc = VirtualCircuit(config, dmm_loading=True)
+    apply(vc, smu_in0=volts(0.7), smu_in1=volts(0.4), **PLACEHOLDER)
+    wire = next(w for w in config.mux if w.edge not in set(config.network.inputs.tolist()))
+    r_in = 2e3  # a poor meter, so the loading is large and the check sharp
+    loaded = vc.read_channels([wire.channel], [r_in])[0]
+    r = vc.true_resistances()
+    ideal = vc.read_channels([wire.channel])[0]
+    with_meter = r.copy()
+    with_meter[wire.edge] = r[wire.edge] * r_in / (r[wire.edge] + r_in)
+    net = vc.network
+    expected = KirchhoffSolver(net).factorize(with_meter).solve(
+        Excitation(series=(net.inputs, np.array([[0.7], [-0.4]])))).edge_voltages()[wire.edge, 0]
+    assert loaded == pytest.approx(wire.polarity * expected, rel=1e-9)
+    assert abs(loaded) < abs(ideal)
+    assert VirtualCircuit(config).read_channels([wire.channel], [r_in]) != [loaded]  # off by default
+
+
+def test_a_stuck_board_channel_ignores_writes(vc):
+    vc.stick("board", 3)
+    vc.write_codes({3: 7, 4: 9})
+    assert vc.read_codes([3, 4]) == {3: 20 + 15 * 3, 4: 9}
+
+
+def test_a_drifting_edge_changes_with_every_scan_while_the_host_still_believes_its_value(vc):
+    edge = vc.config.board_wiring[0].edge
+    before = vc.true_resistances()[edge]
+    vc.start_drift(edge, per_read=0.01)
+    vc.read_channels([101])
+    vc.read_channels([101])
+    assert vc.true_resistances()[edge] == pytest.approx(before * 1.01 ** 2, rel=1e-12)
+    assert vc.circuit.known_resistances()[edge] == before

@@ -28,18 +28,39 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the read noise")
     p.add_argument("--watchdog", type=float, default=2.0, metavar="S",
                    help="the emulated board's watchdog timeout (default 2 s)")
+    p.add_argument("--faults", metavar="KIND=RATE,...",
+                   help="inject seeded faults, e.g. timeout=0.01,late=0.01,garbled=0.01 (kinds: "
+                        "timeout, late, garbled, disconnect, reboot per reply; stuck, drift per "
+                        "device event; late_s, drift_per_read); replaces the bench file's "
+                        "[virtual.faults]")
+    p.add_argument("--fault-seed", type=int, default=None, metavar="N",
+                   help="seed of the fault draws (default: the faults' own seed, else 0)")
+    p.add_argument("--dmm-loading", action="store_true",
+                   help="model the voltmeter's input resistance (10 MOhm / 10 GOhm) on the circuit")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from hwlearn.config.bench import load_bench_file
+    from hwlearn.config.bench import load_bench_file, parse_faults
+    from hwlearn.errors import ConfigError
+    from simulator.emulators import FaultRates
     from simulator.virtual_bench import VirtualBench
 
     config = load_bench_file(args.bench_file)
+    faults, fault_seed = None, args.fault_seed
+    if args.faults is not None:
+        try:
+            table = parse_faults(args.faults, seed=args.fault_seed)
+        except ConfigError as exc:
+            print(f"hwlearn virtual-bench: error: {exc}", file=sys.stderr)
+            return 2
+        fault_seed = table.pop("seed")
+        faults = FaultRates(**table)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     bench = VirtualBench(config, latency_s=args.latency, read_noise_volts=args.read_noise,
-                         seed=args.seed, twin=args.twin, watchdog_s=args.watchdog)
+                         seed=args.seed, twin=args.twin, watchdog_s=args.watchdog,
+                         faults=faults, fault_seed=fault_seed, dmm_loading=args.dmm_loading)
     try:
         try:
             bench.start()
@@ -49,6 +70,11 @@ def run(args) -> int:
         print(f"virtual bench {config.name!r} from {args.bench_file}:")
         for name, resource in bench.resources.items():
             print(f"  {name:<12} {bench.drivers[name]:<16} {resource}")
+        if bench.faults.any:
+            rates = ", ".join(f"{k}={getattr(bench.faults, k):g}" for k in
+                              ("timeout", "late", "garbled", "disconnect", "reboot", "stuck", "drift")
+                              if getattr(bench.faults, k))
+            print(f"injecting faults {rates} (seed {bench.fault_seed})")
         print("ready; Ctrl-C or SIGTERM stops", flush=True)
         while not stop.wait(0.2):
             pass
@@ -56,5 +82,7 @@ def run(args) -> int:
         bench.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if bench.faults.any:
+        print(f"faults injected: {bench.faults_injected()}")
     print("stopped", flush=True)
     return 0

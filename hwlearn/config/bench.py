@@ -144,7 +144,30 @@ CALIBRATION = Section({
                    "the linear model)", minimum=0.0, exclusive_minimum=True),
 })
 
+def _rate(doc: str) -> Field:
+    return Field("float", 0.0, doc, minimum=0.0, maximum=1.0)
+
+
+# [virtual.faults]: read by the virtual bench only (simulator/emulators/faults.py); a real bench
+# ignores it. Rates are probabilities per reply (the first five) or per device event.
+FAULTS = Section({
+    "timeout": _rate("a reply is dropped"),
+    "late": _rate("a reply is sent late_s seconds late"),
+    "garbled": _rate("a reply has a bit flipped or is cut short"),
+    "disconnect": _rate("the connection is closed instead of a reply"),
+    "reboot": _rate("the instrument power-cycles instead of replying"),
+    "stuck": _rate("at a board write, one written channel stops following writes"),
+    "drift": _rate("at a scan, one tunable edge starts drifting"),
+    "late_s": _positive("delay of a late reply, seconds", 3.0),
+    "drift_per_read": Field("float", 1e-3, "relative change of a drifting edge per scan",
+                            minimum=-0.5, maximum=0.5),
+    "seed": Field("int", 0, "seed of the fault draws", minimum=0),
+}, doc="fault injection of the virtual bench")
+VIRTUAL = Section({"faults": FAULTS}, doc="settings of the virtual bench only")
+REPLY_FAULTS = ("timeout", "late", "garbled", "disconnect", "reboot")
+
 TOP_LEVEL = ("bench", "network", "instruments", "wiring", "calibration")
+OPTIONAL_TOP_LEVEL = ("virtual",)
 WIRING_TABLES = ("inputs", "outputs", "mux", "board")
 
 
@@ -223,6 +246,7 @@ class BenchConfig:
     mux: tuple[MuxWire, ...]
     board_wiring: tuple[BoardWire, ...]
     calibration: Mapping[str, Mapping[int, ChannelCalibration]]
+    virtual_faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[InstrumentConfig]:
         return [i for i in self.instruments.values() if i.kind == kind]
@@ -258,6 +282,25 @@ def validate_bench(doc: dict, source: str, base_dir: Path = Path(".")) -> BenchC
     return _Checker(source, base_dir).bench(doc)
 
 
+def parse_faults(text: str, seed: int | None = None, source: str = "--faults") -> dict:
+    """``timeout=0.01,late=0.01,late_s=2`` (the command line's form of [virtual.faults]),
+    validated like the bench file's table; ``seed`` overrides its seed."""
+    doc: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"{source}: {item!r} is not key=value; keys: {', '.join(FAULTS.fields)}")
+        try:
+            doc[key] = int(value) if key == "seed" else float(value)
+        except ValueError:
+            raise ConfigError(f"{source}: {key} = {value.strip()!r}: expected a number") from None
+    if seed is not None:
+        doc["seed"] = seed
+    checker = _Checker(source, Path("."))
+    return checker.faults(checker.section("", doc, FAULTS), "")
+
+
 class _Checker(Validator):
     def __init__(self, source: str, base_dir: Path):
         super().__init__(source)
@@ -267,9 +310,9 @@ class _Checker(Validator):
         if not isinstance(doc, dict):
             self.fail("document", doc, "must be a table")
         for key in doc:
-            if key not in TOP_LEVEL:
+            if key not in TOP_LEVEL + OPTIONAL_TOP_LEVEL:
                 raise ConfigError(f"{self.source}: unknown table [{key}]; allowed: "
-                                  f"{', '.join(TOP_LEVEL)}")
+                                  f"{', '.join(TOP_LEVEL + OPTIONAL_TOP_LEVEL)}")
         for key in TOP_LEVEL:
             if key not in doc:
                 raise ConfigError(f"{self.source}: missing table [{key}]")
@@ -281,9 +324,18 @@ class _Checker(Validator):
         inputs, outputs, mux, board = (wiring[k] for k in WIRING_TABLES)
         file_path = doc["network"].get("path") if doc["network"].get("builder") == "file" else None
         network = self.roles(network, inputs, outputs, mux, board, file_path)
+        faults = self.faults(self.section("virtual", doc.get("virtual", {}), VIRTUAL)["faults"],
+                             "virtual.faults")
         return BenchConfig(self.source, bench["name"], bench["allow_remote"],
                            bench["max_total_watts"], bench["compliance_margin"], network,
-                           instruments, inputs, outputs, mux, board, calibration)
+                           instruments, inputs, outputs, mux, board, calibration, faults)
+
+    def faults(self, faults: dict, path: str) -> dict:
+        total = sum(faults[k] for k in REPLY_FAULTS)
+        if total > 1.0:
+            self.fail(f"{path}.timeout" if path else "timeout", faults["timeout"],
+                      f"the rates per reply ({', '.join(REPLY_FAULTS)}) sum to {total:g}; at most 1")
+        return faults
 
     # -- [network] ----------------------------------------------------------------------------
     def network(self, doc) -> Network:

@@ -12,6 +12,7 @@ The resistor board is served on a pseudo-terminal instead (ResistorBoardEmulator
 Run one by hand: ``python -m simulator.emulators --help``.
 """
 
+from simulator.emulators.faults import FaultEvent, FaultLog, FaultPlan, FaultRates
 from simulator.emulators.keithley import Keithley2400Emulator, Keithley2450Emulator
 from simulator.emulators.resistor_board import BoardFirmware, ResistorBoardEmulator
 from simulator.emulators.scanning_voltmeter import Keysight34970AEmulator
@@ -22,6 +23,7 @@ from simulator.emulators.server import (
            TcpLineServer,
 )
 
-__all__ = ["BoardFirmware", "Keithley2400Emulator", "Keithley2450Emulator",
+__all__ = ["BoardFirmware", "FaultEvent", "FaultLog", "FaultPlan", "FaultRates",
+           "Keithley2400Emulator", "Keithley2450Emulator",
            "Keysight34970AEmulator", "LineDevice", "PtyLineServer", "Received",
            "ResistorBoardEmulator", "TcpLineServer"]

@@ -61,7 +61,7 @@ class ToyCircuit:
             return SourceReading(volts, volts / self.load_ohms, True)
         return SourceReading(volts, s.level)
 
-    def read_channels(self, channels):
+    def read_channels(self, channels, input_ohms=None):
         return [1e-3 * (ch % 100) for ch in channels]
 
     def write_codes(self, codes):

@@ -75,9 +75,19 @@ class BoardFirmware(LineDevice):
         self.channels, self.code_max, self.safe_code = channels, code_max, safe_code
         self.watchdog_ms = int(round(watchdog_s * 1000))
         self.identity = f"{maker},{model},{serial},{firmware},{PROTOCOL[0]}.{PROTOCOL[1]}"
-        self.armed = self.tripped = False
-        self._last_valid_ms = self._now_ms()
-        self._go_safe()  # power-up
+        self.boots = 0
+        self.power_cycle()
+
+    def power_cycle(self) -> None:
+        """Power-up (PROTOCOL.md): every channel to the safe code, the watchdog disarmed and
+        not tripped. Protocol 1.0 has no boot counter; a host sees a reboot as its armed
+        watchdog found disarmed (ARMED=0 TRIPPED=0 on STAT? without a SAFE) and its codes
+        gone. ``boots`` counts power-ups for tests."""
+        with self.lock:
+            self.armed = self.tripped = False
+            self._last_valid_ms = self._now_ms()
+            self._go_safe()
+            self.boots += 1
 
     def _now_ms(self) -> int:
         return round(self.clock() * 1000) & 0xFFFFFFFF  # millis() is a 32-bit counter

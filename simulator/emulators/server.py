@@ -13,7 +13,8 @@ exactly what a driver sent. The servers only move bytes:
 
 Both apply a configurable latency before each reply, start and stop cleanly from any thread,
 and call ``device.tick(now)`` periodically (the resistor board's watchdog needs time to pass
-even when no line arrives).
+even when no line arrives). Given a ``FaultPlan`` (simulator/emulators/faults.py) they inject
+its faults into the replies: drop, delay, garble, disconnect, or power-cycle the device.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class LineDevice:
     def tick(self, now: float) -> None:
         """Called periodically by the server with the device clock's time."""
 
+    def power_cycle(self) -> None:
+        """Off and on again: the instrument's power-on state (a reboot fault)."""
+        raise NotImplementedError
+
     def receive(self, line: str) -> str | None:
         with self.lock:
             reply = self.handle(line)
@@ -82,10 +87,11 @@ class LineDevice:
 class _Server:
     """Thread bookkeeping shared by both servers."""
 
-    def __init__(self, device: LineDevice, latency_s: float, tick_s: float):
+    def __init__(self, device: LineDevice, latency_s: float, tick_s: float, faults=None):
         if latency_s < 0 or tick_s <= 0:
             raise ValueError(f"latency_s must be >= 0 and tick_s > 0, got {latency_s}, {tick_s}")
         self.device = device
+        self.faults = faults  # a FaultPlan, or None
         self.latency_s = latency_s  # may be changed while running: read before every reply
         self.tick_s = tick_s
         self._stop = threading.Event()
@@ -97,17 +103,30 @@ class _Server:
         self._threads.append(thread)
         thread.start()
 
-    def _reply(self, line: str) -> bytes | None:
+    def _reply(self, line: str) -> tuple[bytes | None, str | None]:
+        """(bytes to send, the fault injected or None)."""
         try:
             reply = self.device.receive(line)
         except Exception:  # an emulator bug must show in the test log, not kill the server
             log.exception("%s failed on %r", type(self.device).__name__, line)
-            return None
+            return None, None
         if reply is None:
-            return None
+            return None, None
         if self.latency_s:
             time.sleep(self.latency_s)
-        return reply.encode("latin-1") + b"\n"
+        data = reply.encode("latin-1") + b"\n"
+        fault = self.faults.draw_reply(line) if self.faults is not None else None
+        if fault in ("timeout", "disconnect"):
+            return None, fault
+        if fault == "reboot":
+            with self.device.lock:
+                self.device.power_cycle()
+            return None, fault
+        if fault == "garbled":
+            return self.faults.garble(data), fault
+        if fault == "late":
+            self._stop.wait(self.faults.rates.late_s)  # stopping the server cuts the wait short
+        return data, fault
 
     def _join(self) -> None:
         for thread in self._threads:
@@ -140,8 +159,8 @@ class TcpLineServer(_Server):
     """Serve ``device`` on 127.0.0.1:``port`` (0: any free port, see ``.port``)."""
 
     def __init__(self, device: LineDevice, port: int = 0, *, latency_s: float = 0.0,
-                 tick_s: float = 0.02):
-        super().__init__(device, latency_s, tick_s)
+                 tick_s: float = 0.02, faults=None):
+        super().__init__(device, latency_s, tick_s, faults)
         self._requested_port = port
         self._listener: socket.socket | None = None
         self._clients: set[socket.socket] = set()
@@ -210,7 +229,9 @@ class TcpLineServer(_Server):
                     return
                 buffer.extend(data)
                 for line in _split_lines(buffer):
-                    reply = self._reply(line)
+                    reply, fault = self._reply(line)
+                    if fault == "disconnect":
+                        return  # the connection is closed below, unanswered
                     if reply is not None:
                         client.sendall(reply)
         except OSError:
@@ -224,8 +245,9 @@ class TcpLineServer(_Server):
 class PtyLineServer(_Server):
     """Serve ``device`` on a pseudo-terminal; open ``.path`` with pyserial."""
 
-    def __init__(self, device: LineDevice, *, latency_s: float = 0.0, tick_s: float = 0.01):
-        super().__init__(device, latency_s, tick_s)
+    def __init__(self, device: LineDevice, *, latency_s: float = 0.0, tick_s: float = 0.01,
+                 faults=None):
+        super().__init__(device, latency_s, tick_s, faults)
         self._master = self._slave = None
         self._wake_r = self._wake_w = None
         self.path: str | None = None
@@ -269,6 +291,6 @@ class PtyLineServer(_Server):
                 return
             buffer.extend(data)
             for line in _split_lines(buffer):
-                reply = self._reply(line)
+                reply, _ = self._reply(line)  # a serial link has no connection to close
                 while reply:
                     reply = reply[os.write(self._master, reply):]
