@@ -16,7 +16,7 @@ from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
 from hwlearn.network_file import load_network
 from hwlearn.ports import Ports
-from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
+from hwlearn.rules import Rule, RuleParameterError, rule_from_config
 from hwlearn.tasks import IrisTask, Task, TeacherTask
 
 
@@ -26,23 +26,19 @@ class Experiment:
     network: Network
     ports: Ports
     task: Task
-    rule: object
+    rule: Rule
     learnable: np.ndarray
     initial_ohms: np.ndarray
     rngs: dict[str, np.random.Generator]
     source: str = "<config>"
 
 
-def make_rule(config: dict):
-    """The rule object of a validated [rule] table."""
-    name = config["name"]
-    if name == "omega":
-        return Omega(config["eta"])
-    if name in ("ep", "ep_symmetric"):
-        return TwoPhase(config["beta"], symmetric=name == "ep_symmetric")
-    if name == "coupled":
-        return CoupledLearning(config["eta"])
-    return FiniteDifference(config["relative_step"])
+def make_rule(config: dict, source: str = "<config>") -> Rule:
+    """The rule object of a validated [rule] table (hwlearn.rules.registry)."""
+    try:
+        return rule_from_config(config)
+    except RuleParameterError as exc:
+        raise ConfigError(f"{source}: [rule]: {exc}") from None
 
 
 def _edge_spec(value, default_count: int):
@@ -175,4 +171,4 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
         task = TeacherTask(ports, teacher, train_samples=task_cfg["train_samples"],
                            test_samples=task_cfg["test_samples"], noise_sigma=task_cfg["noise_sigma"],
                            seed=seeds["teacher"])
-    return Experiment(config, net, ports, task, make_rule(config["rule"]), learnable, initial, rngs, source)
+    return Experiment(config, net, ports, task, make_rule(config["rule"], source), learnable, initial, rngs, source)

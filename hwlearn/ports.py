@@ -98,14 +98,24 @@ class Ports:
         drive: ('current', amps (d_out, B)) current sources beside the output resistors, or
         ('clamp', volts (d_out, B)) voltage sources holding the output voltages.
         """
-        series = vsource = isource = None
         if x is not None:
             x = np.asarray(x, dtype=float)
             x = x[:, None] if x.ndim == 1 else x
             if x.shape[0] != self.n_inputs:
                 raise NetworkError(f"input vector has {x.shape[0]} rows, the ports have {self.n_inputs} inputs")
+            x = self.gain * x
+        return self.sources(x, drive=drive)
+
+    def sources(self, values=None, *, drive: tuple[str, np.ndarray] | None = None) -> Excitation:
+        """As ``excitation``, for source values already scaled by the gain (what a plan's
+        set_inputs carries): volts (d_in, B), amps for a netlist's current sources; None: off."""
+        series = vsource = isource = None
+        if values is not None:
+            scaled = np.asarray(values, dtype=float)
+            scaled = scaled[:, None] if scaled.ndim == 1 else scaled
+            if scaled.shape[0] != self.n_inputs:
+                raise NetworkError(f"input vector has {scaled.shape[0]} rows, the ports have {self.n_inputs} inputs")
             kinds = np.asarray(self.input_kind)
-            scaled = self.gain * x
             for kind in (SERIES, VSOURCE, ISOURCE):
                 rows = np.flatnonzero(kinds == kind)
                 if not rows.size:
@@ -114,7 +124,7 @@ class Ports:
                     series = (self.input_index[rows], scaled[rows])
                 else:
                     count = len(self.network.vsources if kind == VSOURCE else self.network.isources)
-                    full = np.zeros((count, x.shape[1]))
+                    full = np.zeros((count, scaled.shape[1]))
                     full[self.input_index[rows]] = scaled[rows]
                     if kind == VSOURCE:
                         vsource = full
@@ -122,13 +132,14 @@ class Ports:
                         isource = full
         parallel = clamp = None
         if drive is not None:
-            mode, values = drive
-            values = np.asarray(values, dtype=float)
-            values = values[:, None] if values.ndim == 1 else values
+            mode, amounts = drive
+            if mode in ("current", "clamp"):
+                amounts = np.asarray(amounts, dtype=float)
+                amounts = amounts[:, None] if amounts.ndim == 1 else amounts
             if mode == "current":
-                parallel = (self.outputs, values)
+                parallel = (self.outputs, amounts)
             elif mode == "clamp":
-                clamp = (self.outputs, values)
+                clamp = (self.outputs, amounts)
             elif mode != "open":
                 raise NetworkError(f"output drive mode '{mode}' is unknown; allowed: open, current, clamp")
         # Sources not driven here are off: V sources act as shorts, I sources as opens.

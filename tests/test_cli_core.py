@@ -32,7 +32,7 @@ def test_solve_text_output_lists_nodes_and_currents():
 def test_gradcheck_json_reports_exact_gradient_and_every_rule():
     doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4",
                              "--targets", "0.2,0.3", "--json").stdout)
-    assert doc["schema"] == "hwlearn.gradcheck/1"
+    assert doc["schema"] == "hwlearn.gradcheck/2"
     assert set(doc["exact"]) == {f"R{k}" for k in range(1, 8)}
     assert set(doc["rules"]) == {"omega", "ep", "ep_symmetric", "coupled", "finite_difference"}
     for rule in doc["rules"].values():

@@ -13,8 +13,8 @@ import numpy as np
 
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
+from hwlearn.rules import RULES, Parameter, parameters
 
-RULES = ("omega", "ep", "ep_symmetric", "coupled", "finite_difference")
 SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
 EDGE_LIST = "str|int|list[str]"  # "auto", a count placed by the builder, or edge names
 
@@ -82,18 +82,20 @@ TASK = Section(
     },
 )
 
+def _rule_field(spec: Parameter, default) -> Field:
+    """A rule parameter as a config key: the rule's own default, bounds and meaning."""
+    return Field(spec.kind, default, spec.doc + (f" ({spec.unit})" if spec.unit else ""),
+                 minimum=spec.minimum, maximum=spec.maximum, exclusive_minimum=spec.open_minimum,
+                 exclusive_maximum=spec.open_maximum)
+
+
+# Generated from the rule registry: a rule's parameters are its keys, with its defaults and bounds.
 RULE = Section(
-    {
-        "name": Field("str", "omega", "the learning rule", choices=RULES),
-        "eta": _positive("omega: error-to-current gain (siemens, default 1e-3); coupled: clamp "
-                         "fraction in (0, 1] (default 0.1)", None),
-        "beta": _positive("ep, ep_symmetric: nudge strength (default 0.01)", 0.01),
-        "relative_step": _positive("finite_difference: h / r (default 1e-5)", 1e-5, maximum=0.1),
-    },
+    {"name": Field("str", "omega", "the learning rule", choices=tuple(RULES))},
     doc="how the gradient is estimated",
     variant_key="name",
-    variants={"omega": ("eta",), "coupled": ("eta",), "ep": ("beta",), "ep_symmetric": ("beta",),
-              "finite_difference": ("relative_step",)},
+    variant_fields={name: {key: _rule_field(spec, default) for key, (spec, default) in parameters(cls).items()}
+                    for name, cls in RULES.items()},
 )
 
 TRAINING = Section(
@@ -176,19 +178,9 @@ EXPERIMENT = Section(
     }
 )
 
-RULE_DEFAULTS = {"omega": {"eta": 1e-3}, "coupled": {"eta": 0.1}}
-
-
 def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
     """Validate a parsed experiment document and fill every default and derived seed."""
     config = Validator(source).section("", doc, EXPERIMENT)
-    rule = config["rule"]
-    for key, value in RULE_DEFAULTS.get(rule["name"], {}).items():
-        if rule.get(key) is None:
-            rule[key] = value
-    if rule["name"] == "coupled" and rule["eta"] > 1:
-        raise ConfigError(f"{source}: rule.eta = {rule['eta']!r}: Coupled Learning's clamp fraction "
-                          "must be in (0, 1]")
     dev = config["device"]
     if dev["r_min"] >= dev["r_max"]:
         raise ConfigError(f"{source}: device.r_min = {dev['r_min']!r} must be below device.r_max = {dev['r_max']!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwlearn.rules import mse_loss
+from hwlearn.loss import mse_loss
 from hwlearn.tasks import Task
 from hwlearn.training.updates import descend
 

@@ -20,7 +20,7 @@ from hwlearn.app.launch import simulated_substrate
 from hwlearn.app.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
-from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, TwoPhase
+from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, SymmetricTwoPhase, TwoPhase
 from hwlearn.solver import Excitation
 
 CHUNK = 2000
@@ -88,7 +88,7 @@ def gradient_bias(profile: Profile, progress, seed: int = 0) -> dict:
         for beta in profile.betas:
             predicted = beta / 2 * (np.mean(c ** 2, axis=1) + sigma ** 2 * np.sum(unit ** 2, axis=1))
             measure(TwoPhase(beta), "ep", "beta", beta, ep_limit, sigma, predicted)
-            measure(TwoPhase(beta, symmetric=True), "ep_symmetric", "beta", beta, ep_limit, sigma)
+            measure(SymmetricTwoPhase(beta), "ep_symmetric", "beta", beta, ep_limit, sigma)
             eta = min(beta, 1.0)
             measure(CoupledLearning(eta), "coupled", "eta", eta, cl_limit, sigma)
         progress(f"gradient bias at sigma {sigma}: done ({profile.bias_draws} draws per point)")
