@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
 from hwlearn.rules import RULES, Parameter, parameters
@@ -23,36 +24,21 @@ def _positive(doc: str, default=REQUIRED, **kw) -> Field:
     return Field("float", default, doc, minimum=0.0, exclusive_minimum=True, **kw)
 
 
-NETWORK = Section(
-    {
-        "builder": Field("str", "crossbar", "how the network is made",
-                         choices=("lattice", "crossbar", "random", "file")),
-        "rows": Field("int", 6, "lattice: rows of nodes", minimum=2),
-        "cols": Field("int", 6, "lattice: columns of nodes", minimum=2),
-        "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),
-        "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
-        "load_ohms": _positive("crossbar: resistance of each output line's load edge (the outputs)", 1000.0),
-        "nodes": Field("int", 20, "random: node count", minimum=2),
-        "edges": Field("int", 50, "random: edge count", minimum=1),
-        "path": Field("str", REQUIRED, "file: a network file (.json) or SPICE netlist"),
+NETWORK = network_section(
+    "the resistor network",
+    role_fields={
         "input_edges": Field(EDGE_LIST, "auto", "input edges: names, a count placed by the builder, "
                              "or 'auto' (as many as the task has inputs; a file's own roles)"),
         "output_edges": Field(EDGE_LIST, "auto", "output edges, in target order; as input_edges"),
-        "initial_ohms": _positive("initial resistance of the tunable edges", 10_000.0),
+        "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
         "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs) or edge names"),
         "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
     },
-    doc="the resistor network",
-    variant_key="builder",
-    variants={
-        "lattice": ("rows", "cols"),
-        "crossbar": ("hidden", "source_ohms", "load_ohms"),
-        "random": ("nodes", "edges"),
-        "file": ("path",),
-        "*": ("input_edges", "output_edges", "initial_ohms", "initial_spread", "tunable", "readable"),
-    },
+    defaults={"ohms": (None, "initial_ohms")},
+    # A crossbar has one line per task input and output; a random graph draws from seeds.init.
+    derived=("inputs", "outputs", "seed"),
 )
 
 TASK = Section(
@@ -152,7 +138,8 @@ MASK = Section(
 
 SEEDS = Section(
     {"base": Field("int", 0, "every stream not given is derived from this", minimum=0),
-     **{name: Field("int", None, f"seed of the {name} stream", minimum=0) for name in SEED_STREAMS}},
+     **{name: Field("int", None, f"seed of the {name} stream", minimum=0, default_doc="derived from base")
+        for name in SEED_STREAMS}},
     doc="random streams",
 )
 
@@ -178,13 +165,21 @@ EXPERIMENT = Section(
     }
 )
 
-def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
-    """Validate a parsed experiment document and fill every default and derived seed."""
+def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | None = None) -> dict:
+    """Validate a parsed experiment document and fill every default and derived seed.
+
+    base_dir: the experiment file's directory; a relative network.path is made absolute from it
+    (so that the resolved copy in a run folder finds the same file). None: relative to the
+    working directory."""
     config = Validator(source).section("", doc, EXPERIMENT)
     dev = config["device"]
     if dev["r_min"] >= dev["r_max"]:
         raise ConfigError(f"{source}: device.r_min = {dev['r_min']!r} must be below device.r_max = {dev['r_max']!r}")
     net = config["network"]
+    if net.get("ohms", 0.0) is None:
+        net["ohms"] = net["initial_ohms"]
+    if "path" in net and base_dir is not None:
+        net["path"] = str(Path(base_dir, net["path"]).absolute())
     for key in ("input_edges", "output_edges"):
         value = net[key]
         if isinstance(value, str) and value != "auto":
@@ -214,4 +209,4 @@ def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
 
 def load_experiment(path: str | Path, seed: int | None = None) -> dict:
     """Read, validate and resolve an experiment file. Raises ConfigError naming key and value."""
-    return resolve(load_toml(path), str(path), seed)
+    return resolve(load_toml(path), str(path), seed, base_dir=Path(path).parent)

@@ -34,6 +34,7 @@ class Field:
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
     exclusive_maximum: bool = False
+    default_doc: str = ""  # a default computed from other keys, in words (the default is then None)
 
     def bounds(self) -> str:
         """The allowed range in words: '> 0', '>= 1', 'in (0, 1]'; '' if unbounded."""
@@ -220,6 +221,6 @@ def describe_schema(schema: Section, path: str = "") -> list[str]:
         if isinstance(spec, Section):
             lines.extend(describe_schema(spec, full))
         else:
-            default = "required" if spec.default is REQUIRED else repr(spec.default)
+            default = "required" if spec.default is REQUIRED else spec.default_doc or repr(spec.default)
             lines.append(f"{full}{variant}  ({_describe(spec)}; default {default})  {spec.doc}")
     return lines

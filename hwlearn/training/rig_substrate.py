@@ -17,7 +17,7 @@ from hwlearn.rig import Rig, RigError
 class RigSubstrate:
     def __init__(self, rig: Rig, ports: Ports, learnable: np.ndarray, rule, engine: RunEngine | None = None,
                  description: str | None = None, bounds: tuple[float, float] = (0.0, np.inf)):
-        """bounds: (r_min, r_max) of the update rule (PAPER.md section 5: r <- clip(r - lr g)),
+        """bounds: (r_min, r_max) of the update rule (docs/theory.md, section 5: r <- clip(step(r, g))),
         narrowed per edge to what the rig can hold when it says so (``rig.ohms_range()``)."""
         check_rule_on_rig(rule, rig.capabilities, ports, np.asarray(learnable))
         self.rig = rig

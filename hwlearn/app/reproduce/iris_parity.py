@@ -1,4 +1,4 @@
-"""Finding 1: on Iris, Omega-learning and two-phase reach similar accuracy (PAPER.md section 4)."""
+"""Finding 1: on Iris, Omega-learning and two-phase reach similar accuracy (docs/reproduction.md)."""
 
 from __future__ import annotations
 

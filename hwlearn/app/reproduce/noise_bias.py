@@ -7,7 +7,7 @@ target noise costs only a new moment matrix M = mean_s z_s z_s^T; many draws are
 Each estimator's bias is measured against its own noise-free limit: the exact gradient for
 Omega; for two-phase the beta -> 0 limit, the gradient of e^T P_o i, which on this crossbar (equal
 1 kOhm loads) is exactly the exact gradient divided by 1 kOhm; for Coupled Learning its eta -> 0
-limit. The two-phase prediction (PAPER.md section 3) is
+limit. The two-phase prediction (docs/theory.md, section 3) is
     bias = (beta / 2) [ mean_s (M P_o^T e_s)^2 + sigma^2 sum_o (M P_o^T u_o)^2 ],
 with M P_o^T e the branch currents driven by series sources e on the outputs.
 """
