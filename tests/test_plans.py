@@ -17,7 +17,7 @@ from hwlearn.training.rig_substrate import RigSubstrate
 from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
 
-LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}
+LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}  # docs/iris.md
 
 
 def _rig_setup(doc, seed=2):
@@ -48,8 +48,7 @@ def test_finite_differences_through_the_rig_match_the_solver_reference():
     via_rig, _ = sub.gradient(exp.rule, x, y)
     reference, _ = FiniteDifference(1e-4).simulate(rig.circuit.factorization(), exp.ports, exp.learnable, x, y)
     assert np.allclose(via_rig, reference, rtol=1e-6)
-    assert np.array_equal(rig.resistances(), rig.circuit.known_resistances())
-    assert np.allclose(rig.resistances()[exp.learnable], exp.initial_ohms[exp.learnable])  # restored
+    assert np.array_equal(rig.resistances()[exp.learnable], exp.initial_ohms[exp.learnable])  # restored
 
 
 @pytest.mark.parametrize("rule", list(RULES))
@@ -103,6 +102,11 @@ def test_updates_on_unreadable_edges_are_refused_naming_them():
         check_rule_on_rig(Omega(), caps, exp.ports, exp.learnable)
 
 
+def _sources_off(rig) -> bool:
+    """What a voltmeter sees with every source off and the outputs open: no voltage anywhere."""
+    return bool(np.all(rig.measure(rig.capabilities.readable) == 0.0))
+
+
 class _SafeCounter:
     def __init__(self, rig):
         self.calls = 0
@@ -126,7 +130,7 @@ def test_a_rig_error_inside_a_plan_fails_the_engine_and_leaves_the_rig_safe():
     with pytest.raises(RigError, match="not tunable: Rin0"):
         engine.run(bad_plan())
     assert engine.state == "failed" and safe.calls == 1
-    assert np.all(rig._inputs == 0) and rig._drive[0] == "open"
+    assert _sources_off(rig)
 
 
 def test_pause_holds_at_the_next_plan_boundary_and_abort_ends_the_run():
@@ -159,7 +163,8 @@ def test_emergency_stop_puts_the_rig_in_its_safe_state_at_once():
     safe = _SafeCounter(rig)
     engine = RunEngine(rig)
     rig.set_inputs(np.ones(exp.ports.n_inputs))
+    assert not _sources_off(rig)
     engine.estop()
-    assert safe.calls == 1 and np.all(rig._inputs == 0)
+    assert safe.calls == 1 and _sources_off(rig)
     with pytest.raises(EngineStopped):
         engine.run(iter([Msg("set_inputs", (np.ones(exp.ports.n_inputs),))]))
