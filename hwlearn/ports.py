@@ -9,6 +9,7 @@ sources or voltage clamps beside the output resistors) are added by ``excitation
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -86,6 +87,13 @@ class Ports:
         return cls(network, tuple(names), tuple(kinds), np.asarray(index, dtype=np.int64),
                    _check_outputs(network, out), gain)
 
+    @cached_property
+    def _rows_of_kind(self) -> dict[str, np.ndarray]:
+        """Input rows of each source kind present, in the order series, V sources, I sources."""
+        kinds = np.asarray(self.input_kind)
+        found = {kind: np.flatnonzero(kinds == kind) for kind in (SERIES, VSOURCE, ISOURCE)}
+        return {kind: rows for kind, rows in found.items() if rows.size}
+
     def stored_inputs(self) -> np.ndarray:
         """(d_in,) input vector that reproduces the source values stored in the network."""
         net = self.network
@@ -115,11 +123,7 @@ class Ports:
             scaled = scaled[:, None] if scaled.ndim == 1 else scaled
             if scaled.shape[0] != self.n_inputs:
                 raise NetworkError(f"input vector has {scaled.shape[0]} rows, the ports have {self.n_inputs} inputs")
-            kinds = np.asarray(self.input_kind)
-            for kind in (SERIES, VSOURCE, ISOURCE):
-                rows = np.flatnonzero(kinds == kind)
-                if not rows.size:
-                    continue
+            for kind, rows in self._rows_of_kind.items():
                 if kind == SERIES:
                     series = (self.input_index[rows], scaled[rows])
                 else:

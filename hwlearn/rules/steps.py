@@ -14,7 +14,7 @@ def free_phase(ports: Ports, edges: np.ndarray, x: np.ndarray) -> Plan:
     Returns (free outputs y_hat (d_out, B), PhaseMeasurement of ``edges`` (k, B))."""
     yield Msg("drive_outputs", ("open", None))
     yield Msg("set_inputs", (ports.gain * x,))
-    volts = yield Msg("measure", (np.r_[ports.outputs, edges],))
+    volts = yield Msg("measure", (np.concatenate((ports.outputs, edges)),))
     volts = np.asarray(volts, dtype=float)
     return volts[:ports.n_outputs], PhaseMeasurement(volts[ports.n_outputs:])
 
