@@ -35,6 +35,15 @@ def _flag(*words: str) -> str:
     return "--" + "-".join(w.replace("_", "-") for w in words)
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
+PARSERS = {"float": float, "int": int, "bool": _boolean}
+
+
 def _rule_flags() -> list[tuple[str, str, str | None]]:
     """(flag, parameter, rule or None) for every parameter of every registered rule: --RULE-PARAM
     for one rule, and --PARAM for every rule that has a parameter of that name."""
@@ -49,22 +58,24 @@ def _rule_flags() -> list[tuple[str, str, str | None]]:
 def add_parser(sub) -> None:
     p = sub.add_parser("gradcheck", help="compare the learning rules' gradients with the exact one",
                        description="For every resistor, the exact gradient of 1/2 |v_out - y|^2 with "
-                       "respect to its resistance and each rule's estimate, in the same units. The "
-                       "sources are the inputs; output 'R n1 n2' reads V(n1) - V(n2).")
+                       "respect to its resistance (W = V^2/ohm) and every registered rule's estimate, "
+                       "its units named (A^2: the gradient of an output-current proxy, docs/theory.md). "
+                       "The sources are the inputs; output 'R n1 n2' reads V(n1) - V(n2). Rule "
+                       "parameters default to values suited to the comparison (small nudges).")
     p.add_argument("network", help="SPICE netlist (R, V, I) or hwlearn network file (.json)")
     p.add_argument("--outputs", required=True, help="output resistor names, comma or space separated")
     p.add_argument("--targets", required=True, help="target voltages, one per output")
     p.add_argument("--inputs", help="sources that drive the check (default: all; others are switched off)")
     for flag, key, rule in _rule_flags():
+        owners = [rule] if rule else [name for name, cls in RULES.items() if key in parameters(cls)]
+        spec, default = parameters(RULES[owners[0]])[key]
         if rule is None:
-            owners = [name for name, cls in RULES.items() if key in parameters(cls)]
-            p.add_argument(flag, type=float, help=f"{key} of every rule that has one ({', '.join(owners)})")
+            p.add_argument(flag, type=PARSERS[spec.kind],
+                           help=f"{key} of every rule that has one ({', '.join(owners)})")
         else:
-            cls = RULES[rule]
-            spec, default = parameters(cls)[key]
-            value = cls.check_values.get(key, default)
-            p.add_argument(flag, type=float, help=f"{rule}: {spec.doc}; {spec.allowed()}"
-                           f"{f' {spec.unit}' if spec.unit else ''} (default {value:g})")
+            value = RULES[rule].check_values.get(key, default)
+            p.add_argument(flag, type=PARSERS[spec.kind], help=f"{rule}: {spec.doc}; {spec.allowed()}"
+                           f"{f' {spec.unit}' if spec.unit else ''} (default {value!r})")
     p.add_argument("--json", action="store_true", help="print a JSON document (docs/schemas.md)")
     p.add_argument("--backend", default="auto", help="solver backend: auto, dense, cholmod, superlu")
     p.set_defaults(run=run)
@@ -106,11 +117,12 @@ def run(args) -> int:
           f"(solver backend: {doc['network']['backend']})")
     print(f"loss 1/2|v_out - y|^2 = {doc['loss']:.6g} V^2;  "
           + ", ".join(f"{n} = {o['volts']:.6g} V (target {o['target']:.6g})" for n, o in doc["outputs"].items()))
-    print("\ndL/dR per resistor, V^2/ohm:")
+    print("\nper resistor: dL/dR (W = V^2/ohm) and each rule's estimate, in the units after its name:")
     rule_names = list(doc["rules"])
     rows = [[name, number(exact)] + [number(doc["rules"][r]["estimate"][name]) for r in rule_names]
             for name, exact in doc["exact"].items()]
-    print(format_table(["resistor", "exact"] + rule_names, rows))
+    units = {r: RULES[r].units for r in rule_names}
+    print(format_table(["resistor", "exact (W)"] + [f"{r} ({units[r]})" for r in rule_names], rows))
     print()
     print(format_table(["rule", "cosine", "relative error"],
                        [[r, number(doc["rules"][r]["cosine"]), number(doc["rules"][r]["relative_error"], 3)]
