@@ -43,20 +43,33 @@ class PlanError(HwlearnError):
 
 def single_sample(plan: Plan) -> Plan:
     """The plan as a Rig runs it: block arguments of one column passed as vectors ((d,) instead
-    of (d, 1)), and each measurement (k,) handed back as a (k, 1) block."""
+    of (d, 1)), and each measurement (k,) handed back as a (k, 1) block. An exception thrown in
+    (an executor's way of reporting a failed message) is passed on to the plan, so that its own
+    clean-up runs."""
     try:
         msg = next(plan)
         while True:
-            if msg.verb == "set_inputs" and msg.args[0] is not None:
-                msg = Msg(msg.verb, (_column(msg.args[0], "set_inputs"),))
-            elif msg.verb == "drive_outputs" and msg.args[1] is not None:
-                msg = Msg(msg.verb, (msg.args[0], _column(msg.args[1], "drive_outputs")))
-            result = yield msg
+            try:
+                result = yield _one_sample(msg)
+            except GeneratorExit:
+                plan.close()
+                raise
+            except BaseException as exc:  # passed on to the plan, never swallowed
+                msg = plan.throw(exc)
+                continue
             if msg.verb == "measure":
                 result = np.asarray(result, dtype=float).reshape(-1, 1)
             msg = plan.send(result)
     except StopIteration as done:
         return done.value
+
+
+def _one_sample(msg: Msg) -> Msg:
+    if msg.verb == "set_inputs" and msg.args[0] is not None:
+        return Msg(msg.verb, (_column(msg.args[0], "set_inputs"),))
+    if msg.verb == "drive_outputs" and msg.args[1] is not None:
+        return Msg(msg.verb, (msg.args[0], _column(msg.args[1], "drive_outputs")))
+    return msg
 
 
 def _column(values, verb: str) -> np.ndarray:

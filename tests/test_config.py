@@ -9,7 +9,7 @@ import pytest
 from hwlearn.builders import lattice
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
-from hwlearn.experiment import build_experiment
+from hwlearn.experiment import build_experiment, make_rule
 from hwlearn.network_file import save_network
 from hwlearn.rules import RULES, FiniteDifference, RuleParameterError, parameters
 from tests.bench_helpers import config_of, example_doc
@@ -123,6 +123,11 @@ def test_the_rule_section_is_the_rule_classes_parameters_with_their_defaults_and
                 resolve({"rule": {"name": name, key: value}}, "exp.toml")
             with pytest.raises(RuleParameterError):
                 cls(**{key: value})
+
+
+def test_an_unknown_rule_name_is_refused_not_turned_into_another_rule():
+    with pytest.raises(ConfigError, match="exp.toml: .*unknown rule 'backprop'; known rules: omega, ep"):
+        make_rule({"name": "backprop"}, "exp.toml")
 
 
 def test_finite_differences_accept_the_documented_largest_step():

@@ -10,7 +10,7 @@ from hwlearn.app.launch import simulated_rig, simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.engine import EngineStopped, RunEngine
 from hwlearn.experiment import build_experiment
-from hwlearn.plans import Msg, PlanError, check_rule_on_rig
+from hwlearn.plans import Msg, PlanError, check_rule_on_rig, single_sample
 from hwlearn.rig import Capabilities, RigError
 from hwlearn.rules import RULES, CoupledLearning, FiniteDifference, Omega, TwoPhase
 from hwlearn.training.rig_substrate import RigSubstrate
@@ -79,6 +79,29 @@ def test_omega_sample_plan_is_the_documented_phase_sequence():
         pass
     assert verbs == ["drive_outputs:open", "set_inputs", "measure", "set_inputs", "drive_outputs:current",
                      "measure", "drive_outputs:open"]
+
+
+def test_a_block_plan_runs_on_a_rig_one_sample_at_a_time_and_hears_of_a_failure():
+    cleaned = []
+
+    def plan():
+        try:
+            yield Msg("set_inputs", (np.ones((3, 1)),))
+            return (yield Msg("measure", (np.array([0, 1]),)))
+        finally:
+            cleaned.append("done")
+
+    on_rig = single_sample(plan())
+    assert next(on_rig).args[0].shape == (3,)  # what Rig.set_inputs takes
+    assert on_rig.send(None).verb == "measure"
+    with pytest.raises(StopIteration) as done:
+        on_rig.send(np.array([1.0, 2.0]))  # what Rig.measure answers
+    assert done.value.value.shape == (2, 1)
+    failing = single_sample(plan())
+    next(failing)
+    with pytest.raises(RigError, match="lost"):
+        failing.throw(RigError("lost"))
+    assert cleaned == ["done", "done"]
 
 
 @pytest.mark.parametrize("rule, modes, message", [
