@@ -26,11 +26,11 @@ from drivers.bench import Bench  # noqa: E402
 from hwlearn.config.bench import load_bench_file  # noqa: E402
 from hwlearn.plans import minimum_exchanges_per_sample  # noqa: E402
 from hwlearn.ports import Ports  # noqa: E402
-from hwlearn.rules import CoupledLearning, Omega, TwoPhase  # noqa: E402
+from hwlearn.rules import CoupledLearning, Omega, SymmetricTwoPhase, TwoPhase  # noqa: E402
 from hwlearn.training.rig_substrate import RigSubstrate  # noqa: E402
 from simulator.virtual_bench import VirtualBench  # noqa: E402
 
-RULES = {"omega": Omega(1e-3), "ep": TwoPhase(0.01), "ep_symmetric": TwoPhase(0.01, symmetric=True),
+RULES = {"omega": Omega(1e-3), "ep": TwoPhase(0.01), "ep_symmetric": SymmetricTwoPhase(0.01),
          "coupled": CoupledLearning(0.1)}
 
 

@@ -4,7 +4,7 @@ Both start from the network's edge list and roles, not from hwlearn's solver, po
 so that a mistake on one side cannot hide in the other: bench_solver.py cross-checks them
 against hwlearn before it times anything.
 
-Quantities (PAPER.md sections 1-2): B~ is the incidence matrix (+1 at an edge's ``a`` node,
+Quantities (docs/theory.md, sections 1-2): B~ is the incidence matrix (+1 at an edge's ``a`` node,
 -1 at its ``b`` node) without the ground row, G = diag(1/r), L = B~ G B~^T. Input k drives the
 series source of input edge k with ``gain * x_k``; the outputs are the output edges' resistor
 voltages. The loss is 1/2 mean_s |P_o v_s - y_s|^2 and every function returns its gradient

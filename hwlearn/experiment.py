@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwlearn import builders
+from hwlearn.config.network import build_network as build_topology
 from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
-from hwlearn.network_file import load_network
 from hwlearn.ports import Ports
-from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
+from hwlearn.rules import Rule, RuleParameterError, rule_from_config
 from hwlearn.tasks import IrisTask, Task, TeacherTask
 
 
@@ -26,23 +26,19 @@ class Experiment:
     network: Network
     ports: Ports
     task: Task
-    rule: object
+    rule: Rule
     learnable: np.ndarray
     initial_ohms: np.ndarray
     rngs: dict[str, np.random.Generator]
     source: str = "<config>"
 
 
-def make_rule(config: dict):
-    """The rule object of a validated [rule] table."""
-    name = config["name"]
-    if name == "omega":
-        return Omega(config["eta"])
-    if name in ("ep", "ep_symmetric"):
-        return TwoPhase(config["beta"], symmetric=name == "ep_symmetric")
-    if name == "coupled":
-        return CoupledLearning(config["eta"])
-    return FiniteDifference(config["relative_step"])
+def make_rule(config: dict, source: str = "<config>") -> Rule:
+    """The rule object of a validated [rule] table (hwlearn.rules.registry)."""
+    try:
+        return rule_from_config(config)
+    except RuleParameterError as exc:
+        raise ConfigError(f"{source}: [rule]: {exc}") from None
 
 
 def _edge_spec(value, default_count: int):
@@ -75,8 +71,13 @@ def _check_size(cfg: dict, d_in: int, d_out: int, source: str) -> None:
 
 
 def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> Network:
+    """The experiment's network: the shared builder (hwlearn.config.network) with the keys an
+    experiment derives (a crossbar's lines from the task, a random graph's seed from seeds.init)
+    and its input and output edges placed as network.input_edges / output_edges say."""
     kind = cfg["builder"]
     _check_size(cfg, d_in, d_out, source)
+    spec = {**cfg, "inputs": d_in, "outputs": d_out, "seed": seed}
+    counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
     try:
         if kind == "crossbar":
             for key, want in (("input_edges", d_in), ("output_edges", d_out)):
@@ -84,24 +85,19 @@ def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> N
                 if value not in ("auto", want):
                     raise ConfigError(f"{source}: network.{key} = {value!r}: a crossbar has one input edge "
                                       f"per input line and one output edge per output line; use 'auto' ({want})")
-            return builders.crossbar(d_in, d_out, hidden=cfg["hidden"], cross_ohms=cfg["initial_ohms"],
-                                     source_ohms=cfg["source_ohms"], load_ohms=cfg["load_ohms"])
+            return build_topology(spec, source)
         if kind == "lattice":
-            return builders.lattice(cfg["rows"], cfg["cols"], resistance=cfg["initial_ohms"],
-                                    inputs=_edge_spec(cfg["input_edges"], d_in),
-                                    outputs=_edge_spec(cfg["output_edges"], d_out))
+            return build_topology(spec, source, inputs=counts[0], outputs=counts[1])
         if kind == "random":
-            counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
             named = [isinstance(c, list) for c in counts]
             if any(named) and not all(named):
                 raise ConfigError(f"{source}: network.input_edges = {cfg['input_edges']!r}, network.output_edges = "
                                   f"{cfg['output_edges']!r}: a random graph takes both as edge names or both as "
                                   "counts (or 'auto'), so chosen and random edges cannot collide")
             if all(named):
-                graph = builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed)
-                return builders.with_default_roles(graph, *counts)
-            return builders.random_graph(cfg["nodes"], cfg["edges"], seed=seed, inputs=counts[0], outputs=counts[1])
-        net = load_network(cfg["path"])
+                return builders.with_default_roles(build_topology(spec, source), *counts)
+            return build_topology(spec, source, inputs=counts[0], outputs=counts[1])
+        net = build_topology(spec, source)
         inputs = None if cfg["input_edges"] == "auto" else cfg["input_edges"]
         outputs = None if cfg["output_edges"] == "auto" else cfg["output_edges"]
         if inputs is not None or outputs is not None:
@@ -201,4 +197,4 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
         task = TeacherTask(ports, teacher, train_samples=task_cfg["train_samples"],
                            test_samples=task_cfg["test_samples"], noise_sigma=task_cfg["noise_sigma"],
                            seed=seeds["teacher"])
-    return Experiment(config, net, ports, task, make_rule(config["rule"]), learnable, initial, rngs, source)
+    return Experiment(config, net, ports, task, make_rule(config["rule"], source), learnable, initial, rngs, source)

@@ -1,6 +1,6 @@
 """The network: a graph of resistor edges with roles, plus optional ideal sources.
 
-Conventions (PAPER.md section 1, fixed once here):
+Conventions (docs/theory.md, section 1; fixed once here):
 - Edge k runs from node ``a[k]`` (the SPICE positive node, the "head", +1 in the incidence
   matrix B) to node ``b[k]`` (-1 in B).
 - An edge is a resistor r_k in series with an ideal source s_k whose positive terminal faces

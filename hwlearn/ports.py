@@ -9,6 +9,7 @@ sources or voltage clamps beside the output resistors) are added by ``excitation
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -86,6 +87,13 @@ class Ports:
         return cls(network, tuple(names), tuple(kinds), np.asarray(index, dtype=np.int64),
                    _check_outputs(network, out), gain)
 
+    @cached_property
+    def _rows_of_kind(self) -> dict[str, np.ndarray]:
+        """Input rows of each source kind present, in the order series, V sources, I sources."""
+        kinds = np.asarray(self.input_kind)
+        found = {kind: np.flatnonzero(kinds == kind) for kind in (SERIES, VSOURCE, ISOURCE)}
+        return {kind: rows for kind, rows in found.items() if rows.size}
+
     def stored_inputs(self) -> np.ndarray:
         """(d_in,) input vector that reproduces the source values stored in the network."""
         net = self.network
@@ -98,23 +106,29 @@ class Ports:
         drive: ('current', amps (d_out, B)) current sources beside the output resistors, or
         ('clamp', volts (d_out, B)) voltage sources holding the output voltages.
         """
-        series = vsource = isource = None
         if x is not None:
             x = np.asarray(x, dtype=float)
             x = x[:, None] if x.ndim == 1 else x
             if x.shape[0] != self.n_inputs:
                 raise NetworkError(f"input vector has {x.shape[0]} rows, the ports have {self.n_inputs} inputs")
-            kinds = np.asarray(self.input_kind)
-            scaled = self.gain * x
-            for kind in (SERIES, VSOURCE, ISOURCE):
-                rows = np.flatnonzero(kinds == kind)
-                if not rows.size:
-                    continue
+            x = self.gain * x
+        return self.sources(x, drive=drive)
+
+    def sources(self, values=None, *, drive: tuple[str, np.ndarray] | None = None) -> Excitation:
+        """As ``excitation``, for source values already scaled by the gain (what a plan's
+        set_inputs carries): volts (d_in, B), amps for a netlist's current sources; None: off."""
+        series = vsource = isource = None
+        if values is not None:
+            scaled = np.asarray(values, dtype=float)
+            scaled = scaled[:, None] if scaled.ndim == 1 else scaled
+            if scaled.shape[0] != self.n_inputs:
+                raise NetworkError(f"input vector has {scaled.shape[0]} rows, the ports have {self.n_inputs} inputs")
+            for kind, rows in self._rows_of_kind.items():
                 if kind == SERIES:
                     series = (self.input_index[rows], scaled[rows])
                 else:
                     count = len(self.network.vsources if kind == VSOURCE else self.network.isources)
-                    full = np.zeros((count, x.shape[1]))
+                    full = np.zeros((count, scaled.shape[1]))
                     full[self.input_index[rows]] = scaled[rows]
                     if kind == VSOURCE:
                         vsource = full
@@ -122,13 +136,14 @@ class Ports:
                         isource = full
         parallel = clamp = None
         if drive is not None:
-            mode, values = drive
-            values = np.asarray(values, dtype=float)
-            values = values[:, None] if values.ndim == 1 else values
+            mode, amounts = drive
+            if mode in ("current", "clamp"):
+                amounts = np.asarray(amounts, dtype=float)
+                amounts = amounts[:, None] if amounts.ndim == 1 else amounts
             if mode == "current":
-                parallel = (self.outputs, values)
+                parallel = (self.outputs, amounts)
             elif mode == "clamp":
-                clamp = (self.outputs, values)
+                clamp = (self.outputs, amounts)
             elif mode != "open":
                 raise NetworkError(f"output drive mode '{mode}' is unknown; allowed: open, current, clamp")
         # Sources not driven here are off: V sources act as shorts, I sources as opens.

@@ -1,6 +1,6 @@
 """The seam between learning and hardware: one interface for simulated and real benches.
 
-A Rig speaks the physics of PAPER.md, not instrument commands (DESIGN.md, "The seam: Rig").
+A Rig speaks the physics of docs/theory.md, not instrument commands (docs/architecture.md).
 Calls are per sample: a bench applies one input vector at a time. Edge indices refer to
 ``rig.network``; voltages are resistor voltages (v = p[a] - p[b] - s, see hwlearn.network), in
 volts; currents in amps; resistances in ohms.

@@ -1,8 +1,9 @@
-"""The fast simulated substrate: whole batches through the solver's linear path.
+"""The fast simulated substrate: whole batches through the solver.
 
-Ideal devices and no read noise: one factorisation and d_in + d_out solves per update, whatever
-the batch size (hwlearn.rules.linear). With read noise every phase is solved per sample and the
-noisy voltages go through the rule's measurement path (hwlearn.rules.simulate), as on a bench.
+Each rule simulates its own estimate (``rule.simulate``): its bench plans executed by the solver
+for a whole batch at once, or, for phase-based rules with no read noise, the whole-batch linear
+path (one factorisation and d_in + d_out solves per update, whatever the batch size). With read
+noise every measurement gets its own noise, as on a bench.
 """
 
 from __future__ import annotations
@@ -11,12 +12,7 @@ import numpy as np
 
 from hwlearn.network import Network
 from hwlearn.ports import Ports
-from hwlearn.rules import (
-    FiniteDifference,
-    LinearResponse,
-    per_sample_gradient_and_outputs,
-    simulate_phases,
-)
+from hwlearn.rules import LinearResponse, simulate_phases
 from simulator.circuit import SimulatedCircuit
 from simulator.devices import DeviceModel
 
@@ -53,19 +49,9 @@ class FastSimulation:
 
     def gradient(self, rule, x, y):
         circuit = self.circuit
-        if isinstance(rule, FiniteDifference):
-            return (rule.estimate(circuit.solver, self.ports, circuit.true_resistances(), x, y, self.learnable),
-                    self.outputs(x))
-        fz, known = circuit.factorization(), circuit.known_resistances()
-        # The whole-batch path costs d_in + d_out solves, the per-sample one a solve per sample
-        # and phase: for small batches on networks with many ports the latter is cheaper. Read
-        # noise needs it anyway (every measurement gets its own noise).
-        per_sample_solves = np.shape(x)[1] * (1 + len(rule.phases))
-        if self.device.read_noise_volts or per_sample_solves < self.ports.n_inputs + self.ports.n_outputs:
-            return per_sample_gradient_and_outputs(fz, self.ports, rule, x, y, self.learnable, known_ohms=known,
-                                                   measure=circuit.read if self.device.read_noise_volts else None)
-        response = LinearResponse(fz, self.ports, self.learnable, known_ohms=known)
-        return response.gradient(rule, x, y), response.outputs(x)
+        return rule.simulate(circuit.factorization(), self.ports, self.learnable, x, y,
+                             known_ohms=circuit.known_resistances(),
+                             measure=circuit.read if self.device.read_noise_volts else None)
 
     def exact_gradient(self, x, y) -> np.ndarray:
         """(k,) the exact gradient at the true resistances, to judge the rule's estimate."""
@@ -78,10 +64,6 @@ class FastSimulation:
         return self.circuit.solve(self.ports.excitation(x)).edge_voltages(self.ports.outputs)
 
     def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
-        fz = self.circuit.factorization()
-        if isinstance(rule, FiniteDifference):
-            return {"free": fz.solve(self.ports.excitation(x)).edge_voltages()[:, 0]}
-        measured, _ = simulate_phases(fz, self.ports, rule, x, y, np.arange(self.network.n_edges),
-                                      known_ohms=self.circuit.known_resistances())
+        measured, _ = simulate_phases(self.circuit.factorization(), self.ports, rule, x, y,
+                                      np.arange(self.network.n_edges), known_ohms=self.circuit.known_resistances())
         return {name: m.voltages[:, 0] for name, m in measured.items()}
-

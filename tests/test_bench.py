@@ -18,7 +18,7 @@ from drivers.bench import Bench, BenchError
 from hwlearn.plans import minimum_exchanges_per_sample
 from hwlearn.ports import Ports
 from hwlearn.rig import RigError
-from hwlearn.rules import CoupledLearning, Omega, TwoPhase
+from hwlearn.rules import CoupledLearning, Omega, SymmetricTwoPhase, TwoPhase
 from hwlearn.training.rig_substrate import RigSubstrate
 from simulator.devices import DeviceModel
 from simulator.rig import SimulatedRig
@@ -296,7 +296,7 @@ def test_a_tripped_board_watchdog_is_refused_unless_cleared():
 
 
 # ------------------------------------------------------------------------------ round trips
-RULES = {"omega": Omega(1e-3), "ep": TwoPhase(0.01), "ep_symmetric": TwoPhase(0.01, symmetric=True),
+RULES = {"omega": Omega(1e-3), "ep": TwoPhase(0.01), "ep_symmetric": SymmetricTwoPhase(0.01),
          "coupled": CoupledLearning(0.1)}
 
 

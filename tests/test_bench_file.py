@@ -101,6 +101,13 @@ def test_network_errors_name_the_key():
     refused(doc, "network.nominal_ohms.Rh3_0", "-5.0", "must be > 0")
 
 
+@pytest.mark.parametrize("old", ["resistance_ohms", "cross_ohms"])
+def test_network_keys_of_earlier_bench_files_are_refused_naming_the_new_key(old):
+    doc = example_doc()
+    doc["network"][old] = doc["network"].pop("ohms")
+    refused(doc, f"network.{old} has been renamed: write network.ohms instead")
+
+
 def test_nominal_ohms_override_one_edge():
     doc = example_doc()
     doc["network"]["nominal_ohms"] = {"Rh3_0": 2200.0}

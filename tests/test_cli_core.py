@@ -32,7 +32,7 @@ def test_solve_text_output_lists_nodes_and_currents():
 def test_gradcheck_json_reports_exact_gradient_and_every_rule():
     doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4",
                              "--targets", "0.2,0.3", "--json").stdout)
-    assert doc["schema"] == "hwlearn.gradcheck/1"
+    assert doc["schema"] == "hwlearn.gradcheck/2"
     assert set(doc["exact"]) == {f"R{k}" for k in range(1, 8)}
     assert set(doc["rules"]) == {"omega", "ep", "ep_symmetric", "coupled", "finite_difference"}
     for rule in doc["rules"].values():
@@ -42,6 +42,15 @@ def test_gradcheck_json_reports_exact_gradient_and_every_rule():
     assert doc["rules"]["finite_difference"]["relative_error"] < 1e-7
     assert doc["rules"]["coupled"]["cosine"] > 0
     assert set(doc["inputs"]) == {"V1", "V2", "I1"}
+
+
+def test_gradcheck_parameters_come_from_the_rules_and_a_rules_own_flag_wins():
+    doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3", "--targets", "0.2",
+                             "--eta", "0.5", "--coupled-eta", "0.01", "--json").stdout)
+    assert doc["parameters"] == {"omega": {"eta": 0.5}, "ep": {"beta": 1e-3}, "ep_symmetric": {"beta": 1e-3},
+                                 "coupled": {"eta": 0.01}, "finite_difference": {"relative_step": 1e-5}}
+    assert doc["units"]["estimates"]["omega"].startswith("dL/dR in V^2/ohm")
+    assert doc["units"]["estimates"]["ep"].startswith("A^2")
 
 
 def test_gradcheck_inputs_switch_off_the_other_sources():

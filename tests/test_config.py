@@ -1,12 +1,18 @@
 """The experiment file: everything is validated before anything runs, errors name key and value."""
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from hwlearn.builders import lattice
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
-from hwlearn.experiment import build_experiment
+from hwlearn.experiment import build_experiment, make_rule
+from hwlearn.network_file import save_network
+from hwlearn.rules import RULES, FiniteDifference, RuleParameterError, parameters
+from tests.bench_helpers import config_of, example_doc
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name]
@@ -41,7 +47,11 @@ def test_defaults_are_filled_and_seeds_derived_reproducibly():
     ({"rule": {"name": "backprop"}}, "rule.name = 'backprop': allowed: 'omega', 'ep'"),
     ({"rule": {"name": "omega", "beta": 0.1}},
      "unknown key 'rule.beta' in [rule] with name = 'omega'; allowed: eta, name"),
-    ({"rule": {"name": "coupled", "eta": 1.5}}, "rule.eta = 1.5: Coupled Learning's clamp fraction must be in (0, 1]"),
+    ({"rule": {"name": "coupled", "eta": 1.5}}, "rule.eta = 1.5: must be <= 1"),
+    ({"rule": {"name": "coupled", "eta": 0.0}}, "rule.eta = 0.0: must be > 0"),
+    ({"rule": {"name": "finite_difference", "relative_step": 0.2}}, "rule.relative_step = 0.2: must be <= 0.1"),
+    ({"rule": {"name": ["omega"]}}, "rule.name = ['omega']: must be a non-empty string"),
+    ({"network": {"builder": ["lattice"]}}, "network.builder = ['lattice']: must be a non-empty string"),
     ({"device": {"r_min": 1e5, "r_max": 1e3}}, "device.r_min = 100000.0 must be below device.r_max = 1000.0"),
     ({"device": {"model": "ideal", "levels": 64}}, "unknown key 'device.levels' in [device] with model = 'ideal'"),
     ({"task": {"noise_sigma": -0.1}}, "task.noise_sigma = -0.1: must be >= 0"),
@@ -83,3 +93,80 @@ def test_bad_toml_and_missing_files_are_reported(tmp_path):
         load_experiment(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_experiment(tmp_path / "missing.toml")
+
+
+def _edges_of(spec):
+    """Values just inside and just outside each bound of a rule parameter."""
+    inside, outside = [], []
+    for bound, is_open, step in ((spec.minimum, spec.open_minimum, -1), (spec.maximum, spec.open_maximum, 1)):
+        if bound is None:
+            continue
+        nudge = step * max(abs(bound), 1.0) * 1e-9
+        inside.append(bound - nudge if is_open else bound)
+        outside.append(bound if is_open else bound + nudge)
+    return inside, outside
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_the_rule_section_is_the_rule_classes_parameters_with_their_defaults_and_bounds(name):
+    cls = RULES[name]
+    config = resolve({"rule": {"name": name}}, "exp.toml")
+    assert config["rule"] == {"name": name, **{k: default for k, (_, default) in parameters(cls).items()}}
+    assert build_experiment(config).rule == cls()
+    for key, (spec, _) in parameters(cls).items():
+        inside, outside = _edges_of(spec)
+        for value in inside:  # allowed by the file and by the rule alike
+            rule = build_experiment(resolve({"rule": {"name": name, key: value}}, "exp.toml")).rule
+            assert getattr(rule, key) == value
+        for value in outside:  # refused by both, before anything is built
+            with pytest.raises(ConfigError, match=f"rule.{key} = "):
+                resolve({"rule": {"name": name, key: value}}, "exp.toml")
+            with pytest.raises(RuleParameterError):
+                cls(**{key: value})
+
+
+def test_an_unknown_rule_name_is_refused_not_turned_into_another_rule():
+    with pytest.raises(ConfigError, match="exp.toml: .*unknown rule 'backprop'; known rules: omega, ep"):
+        make_rule({"name": "backprop"}, "exp.toml")
+
+
+def test_finite_differences_accept_the_documented_largest_step():
+    config = resolve({"rule": {"name": "finite_difference", "relative_step": 0.1}}, "exp.toml")
+    assert build_experiment(config).rule == FiniteDifference(0.1)
+
+
+# ------------------------------------------------------------------------------ [network], both files
+@pytest.mark.parametrize("table, message", [
+    ({"builder": "lattice", "rows": 0, "cols": 4}, "network.rows = 0: must be >= 1"),
+    ({"builder": "lattice", "rows": 1, "cols": 1}, "a lattice needs at least 2 nodes"),
+    ({"builder": "lattice", "rows": 4, "cols": 4, "resistance_ohms": 1e3},
+     "network.resistance_ohms has been renamed: write network.ohms instead"),
+    ({"builder": "random", "nodes": 8, "edges": 14, "ohms_min": 600.0, "ohms_max": 500.0},
+     "network.ohms_min = 600.0: must be below network.ohms_max = 500.0"),
+])
+def test_experiment_and_bench_files_refuse_the_same_network_alike(table, message):
+    bench = example_doc()
+    bench["network"] = dict(table, **({"seed": 1} if table["builder"] == "random" else {}))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_of(bench)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_experiment(resolve({"network": table, "task": {"name": "teacher", "inputs": 1, "outputs": 1}},
+                                 "exp.toml"), "exp.toml")
+
+
+def test_a_random_network_takes_its_resistance_range_in_either_file():
+    table = {"builder": "random", "nodes": 8, "edges": 14, "ohms_min": 500.0, "ohms_max": 600.0}
+    exp = build_experiment(resolve({"network": {**table, "initial_spread": 0.0}, "mask": {"kind": "all"},
+                                    "task": {"name": "teacher", "inputs": 2, "outputs": 1}}, "exp.toml"))
+    fixed = np.flatnonzero(exp.network.roles["input"] | exp.network.roles["output"])
+    assert np.all((exp.network.resistance[fixed] >= 500.0) & (exp.network.resistance[fixed] <= 600.0))
+
+
+def test_an_experiment_names_its_network_file_relative_to_itself(tmp_path, monkeypatch):
+    save_network(lattice(3, 3, inputs=1, outputs=1), tmp_path / "net.json")
+    (tmp_path / "exp.toml").write_text('[network]\nbuilder = "file"\npath = "net.json"\n'
+                                       '[task]\nname = "teacher"\ninputs = 1\noutputs = 1\n')
+    monkeypatch.chdir(tmp_path.parent)
+    config = load_experiment(tmp_path / "exp.toml")
+    assert config["network"]["path"] == str(tmp_path / "net.json")  # absolute in the resolved copy
+    assert build_experiment(config).network.n_edges == 12

@@ -6,14 +6,14 @@ import pytest
 from hwlearn.app.launch import simulated_rig, simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
-from hwlearn.plans import PlanError, check_rule_on_rig, sample_plan
-from hwlearn.rig import Capabilities
-from hwlearn.rules import CoupledLearning, FiniteDifference, Omega, TwoPhase
+from hwlearn.plans import Msg, PlanError, check_rule_on_rig, single_sample
+from hwlearn.rig import Capabilities, RigError
+from hwlearn.rules import RULES, CoupledLearning, FiniteDifference, Omega, TwoPhase
 from hwlearn.training.rig_substrate import RigSubstrate
 from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
 
-LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}
+LEARNING_RATES = {"omega": 30.0, "ep": 3e4, "ep_symmetric": 3e4, "coupled": 3e4}  # docs/iris.md
 
 
 def _rig_setup(doc, seed=2):
@@ -42,28 +42,62 @@ def test_finite_differences_through_the_rig_match_the_solver_reference():
     sub = RigSubstrate(rig, exp.ports, exp.learnable, exp.rule)
     x, y = exp.task.train.x[:, :4], exp.task.train.y[:, :4]
     via_rig, _ = sub.gradient(exp.rule, x, y)
-    reference = FiniteDifference(1e-4).estimate(rig.circuit.solver, exp.ports, rig.circuit.true_resistances(),
-                                                x, y, exp.learnable)
+    reference, _ = FiniteDifference(1e-4).simulate(rig.circuit.factorization(), exp.ports, exp.learnable, x, y)
     assert np.allclose(via_rig, reference, rtol=1e-6)
-    assert np.array_equal(rig.resistances(), rig.circuit.known_resistances())
-    assert np.allclose(rig.resistances()[exp.learnable], exp.initial_ohms[exp.learnable])  # restored
+    assert np.array_equal(rig.resistances()[exp.learnable], exp.initial_ohms[exp.learnable])  # restored
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_every_rule_records_the_same_phase_voltages_on_the_rig_and_in_the_fast_path(rule):
+    config, exp, rig = _rig_setup({"rule": {"name": rule}})
+    fast = simulated_substrate(exp)
+    x, y = exp.task.train.x[:, :1], exp.task.train.y[:, :1]
+    on_rig = RigSubstrate(rig, exp.ports, exp.learnable, exp.rule).phase_voltages(exp.rule, x, y)
+    simulated = fast.phase_voltages(exp.rule, x, y)
+    assert set(on_rig) == set(simulated) == {"free", *(p.name for p in getattr(exp.rule, "phases", ()))}
+    readable = np.setdiff1d(rig.capabilities.readable, exp.ports.outputs)
+    for name, volts in on_rig.items():
+        assert np.allclose(volts[readable], simulated[name][readable], rtol=1e-9, atol=1e-15), name
 
 
 def test_omega_sample_plan_is_the_documented_phase_sequence():
     config, exp, rig = _rig_setup({})
-    plan = sample_plan(Omega(), exp.ports, exp.learnable[:3], exp.task.train.x[:, 0], exp.task.train.y[:, 0],
-                       rig.resistances())
+    plan = Omega().phase_plan(exp.ports, exp.learnable[:3], exp.task.train.x[:, :1], exp.task.train.y[:, :1],
+                              rig.resistances())
     verbs, result = [], None
     try:
         msg = next(plan)
         while True:
-            verbs.append(msg.verb if msg.verb != "drive_outputs" else f"drive_outputs:{msg.args[0]}")
-            result = np.zeros(len(msg.args[0])) if msg.verb == "measure" else None
+            verbs.append(f"{msg.verb}:{msg.args[0]}" if msg.verb in ("drive_outputs", "note") else msg.verb)
+            result = np.zeros((len(msg.args[0]), 1)) if msg.verb == "measure" else None
             msg = plan.send(result)
     except StopIteration:
         pass
-    assert verbs == ["drive_outputs:open", "set_inputs", "measure", "set_inputs", "drive_outputs:current",
-                     "measure", "drive_outputs:open"]
+    assert verbs == ["note:free", "drive_outputs:open", "set_inputs", "measure", "note:adjoint", "set_inputs",
+                     "drive_outputs:current", "measure", "drive_outputs:open"]
+
+
+def test_a_block_plan_runs_on_a_rig_one_sample_at_a_time_and_hears_of_a_failure():
+    cleaned = []
+
+    def plan():
+        try:
+            yield Msg("set_inputs", (np.ones((3, 1)),))
+            return (yield Msg("measure", (np.array([0, 1]),)))
+        finally:
+            cleaned.append("done")
+
+    on_rig = single_sample(plan())
+    assert next(on_rig).args[0].shape == (3,)  # what Rig.set_inputs takes
+    assert on_rig.send(None).verb == "measure"
+    with pytest.raises(StopIteration) as done:
+        on_rig.send(np.array([1.0, 2.0]))  # what Rig.measure answers
+    assert done.value.value.shape == (2, 1)
+    failing = single_sample(plan())
+    next(failing)
+    with pytest.raises(RigError, match="lost"):
+        failing.throw(RigError("lost"))
+    assert cleaned == ["done", "done"]
 
 
 @pytest.mark.parametrize("rule, modes, message", [

@@ -7,12 +7,18 @@ import scipy.linalg as sla
 from hwlearn.builders import crossbar, lattice, random_graph
 from hwlearn.ports import Ports
 from hwlearn.rules import (
+    RULES,
     CoupledLearning,
     FiniteDifference,
     LinearResponse,
     Omega,
     PhaseMeasurement,
+    Rule,
+    RuleParameterError,
+    SymmetricTwoPhase,
     TwoPhase,
+    make_rule,
+    parameters,
     per_sample_gradient,
     simulate_phases,
 )
@@ -41,7 +47,7 @@ def _cos(a, b):
 def test_omega_equals_central_finite_differences_on_random_graphs(seed):
     net, ports, solver, fz, x, y = _setup(seed, n=8 + seed, m=14 + 3 * seed)
     edges = np.arange(net.n_edges)
-    fd = FiniteDifference(1e-5).estimate(solver, ports, net.resistance, x, y, edges)
+    fd, _ = FiniteDifference(1e-5).simulate(fz, ports, edges, x, y)
     omega = per_sample_gradient(fz, ports, Omega(eta=2e-3), x, y, edges)
     exact = LinearResponse(fz, ports, edges).exact_gradient(x, y)
     assert _rel(omega, fd) < 1e-7, _rel(omega, fd)
@@ -123,7 +129,7 @@ def test_two_phase_bias_is_first_order_in_beta_and_matches_the_paper():
     for beta in (4e-2, 2e-2, 1e-2):
         est = per_sample_gradient(fz, ports, TwoPhase(beta), x, y, edges)
         errors.append(np.linalg.norm(est - limit))
-        # PAPER.md: bias (beta/2) (M P_o^T e)^2, M P_o^T e = minus the current response to e.
+        # docs/theory.md: bias (beta/2) (M P_o^T e)^2, M P_o^T e = minus the current response to e.
         predicted = beta / 2 * np.mean(response ** 2, axis=1)
         assert _rel(est - limit, predicted) < 1e-6
     assert errors[0] / errors[1] == pytest.approx(2.0, rel=1e-3)
@@ -136,7 +142,7 @@ def test_symmetric_nudging_cancels_the_bias_to_rounding_in_a_linear_network():
     edges = np.arange(net.n_edges)
     limit, _ = _ep_limit(fz, ports, x, y)
     for beta in (1e-1, 1e-2, 1e-3):
-        est = per_sample_gradient(fz, ports, TwoPhase(beta, symmetric=True), x, y, edges)
+        est = per_sample_gradient(fz, ports, SymmetricTwoPhase(beta), x, y, edges)
         assert _rel(est, limit) < 1e-9
         one_sided = per_sample_gradient(fz, ports, TwoPhase(beta), x, y, edges)
         assert _rel(one_sided, limit) > 1e3 * _rel(est, limit)
@@ -151,7 +157,7 @@ def test_coupled_learning_aligns_with_the_exact_gradient_for_small_eta(seed):
         assert _cos(per_sample_gradient(fz, ports, CoupledLearning(eta), x, y, edges), exact) > 0
 
 
-@pytest.mark.parametrize("rule", [Omega(1e-3), TwoPhase(1e-2), TwoPhase(1e-2, symmetric=True),
+@pytest.mark.parametrize("rule", [Omega(1e-3), TwoPhase(1e-2), SymmetricTwoPhase(1e-2),
                                   CoupledLearning(0.05)], ids=lambda r: r.name)
 @pytest.mark.parametrize("build", ["random", "lattice", "crossbar"])
 def test_whole_batch_linear_path_equals_per_sample_phases(rule, build):
@@ -203,3 +209,43 @@ def test_a_rule_refuses_measurements_missing_a_phase():
 def test_rule_parameters_out_of_range_are_refused(make):
     with pytest.raises(ValueError, match="must be"):
         make()
+
+
+# ------------------------------------------------------------------------------ the registry
+def test_every_registered_rule_meets_the_rule_protocol_and_shows_only_its_parameters():
+    assert list(RULES) == ["omega", "ep", "ep_symmetric", "coupled", "finite_difference"]
+    for name, cls in RULES.items():
+        rule = cls()
+        assert isinstance(rule, Rule), name
+        assert rule.name == name and rule.units in ("W", "A^2") and rule.label
+        shown = ", ".join(f"{key}={getattr(rule, key)!r}" for key in parameters(cls))
+        assert repr(rule) == f"{cls.__name__}({shown})"
+        assert all(spec.doc for spec, _ in parameters(cls).values())
+
+
+def test_an_unknown_rule_or_parameter_is_refused_naming_what_is_known():
+    with pytest.raises(RuleParameterError, match="unknown rule 'backprop'; known rules: omega, ep, ep_symmetric, "
+                                                  "coupled, finite_difference"):
+        make_rule("backprop")
+    with pytest.raises(RuleParameterError, match="omega: unknown parameter 'beta'; allowed: eta"):
+        make_rule("omega", beta=0.1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: CoupledLearning(2), "coupled: eta = 2: must be in (0, 1]"),
+    (lambda: Omega(float("nan")), "omega: eta = nan: must be a finite number"),
+    (lambda: TwoPhase("big"), "ep: beta = 'big': must be a number, > 0"),
+    (lambda: FiniteDifference(0.5), "finite_difference: relative_step = 0.5: must be in (0, 0.1]"),
+])
+def test_rule_errors_name_the_rule_the_parameter_the_value_and_what_is_allowed(make, message):
+    with pytest.raises(RuleParameterError) as info:
+        make()
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_rules_are_immutable_values():
+    rule = Omega(2e-3)
+    with pytest.raises(AttributeError):
+        rule.eta = 1.0
+    assert rule == Omega(2e-3) and rule != Omega(1e-3)
+    assert make_rule("omega", eta=2e-3) == rule

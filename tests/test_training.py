@@ -9,6 +9,7 @@ from hwlearn.documents import Checkpoint, StepRecord
 from hwlearn.engine import RunEngine
 from hwlearn.experiment import build_experiment
 from hwlearn.rules import FiniteDifference, LinearResponse
+from hwlearn.solver import KirchhoffSolver
 from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
 from hwlearn.training.updates import descend
@@ -25,24 +26,28 @@ def _trainer(doc, seed=0, subscribers=()):
 @pytest.mark.parametrize("update", ["log_resistance", "resistance", "conductance"])
 def test_ideal_devices_reproduce_the_exact_rule_bit_for_bit(update):
     lr = {"log_resistance": 30.0, "resistance": 3e5, "conductance": 3e-4}[update]
-    trainer, exp, sub = _trainer({"training": {"update": update, "learning_rate": lr, "epochs": 1}})
+    doc = {"training": {"update": update, "learning_rate": lr, "epochs": 1}}
+    trainer, exp, sub = _trainer(doc)
+    batch_size = exp.config["training"]["batch_size"]
     pos = trainer.run().position
-    assert pos.step == 7
-    # Replay the same batches by hand with the rule (exact to rounding): the ideal device model
-    # adds nothing but the clip, so the resistances agree to the bit.
-    replay, exp2, sub2 = _trainer({"training": {"update": update, "learning_rate": lr, "epochs": 1}})
+    assert pos.step == -(-len(exp.task.train) // batch_size)  # one epoch of whole batches
+    # Replay the same batches by hand: exact gradient descent on the network, clipped to the
+    # device bounds. The ideal device model adds nothing but the clip, so the resistances agree
+    # to the bit.
+    _, exp2, sub2 = _trainer(doc)
+    low, high = exp2.config["device"]["r_min"], exp2.config["device"]["r_max"]
     order = exp2.rngs["shuffle"].permutation(len(exp2.task.train))
+    solver = KirchhoffSolver(exp2.network)
     r = sub2.resistances()
     edges = sub2.learnable
-    for start in range(0, order.size, 16):
-        batch = order[start:start + 16]
-        fz = sub2.circuit.solver.factorize(r)
-        response = LinearResponse(fz, sub2.ports, edges)
+    for start in range(0, order.size, batch_size):
+        batch = order[start:start + batch_size]
+        response = LinearResponse(solver.factorize(r), exp2.ports, edges)
         x, y = exp2.task.train.x[:, batch], exp2.task.train.y[:, batch]
         grad = response.gradient(exp2.rule, x, y)
         assert np.allclose(grad, response.exact_gradient(x, y), rtol=1e-12, atol=0)
         r = r.copy()
-        r[edges] = np.clip(descend(r[edges], grad, lr, update), 100.0, 1e6)
+        r[edges] = np.clip(descend(r[edges], grad, lr, update), low, high)
     assert np.array_equal(sub.resistances(), r)
 
 

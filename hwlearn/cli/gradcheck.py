@@ -7,9 +7,10 @@ import numpy as np
 from hwlearn.cli.output import print_json
 from hwlearn.cli.table import format_table, number
 from hwlearn.errors import ConfigError
-from hwlearn.gradcheck import gradcheck
+from hwlearn.gradcheck import check_rules, gradcheck
 from hwlearn.network_file import load_network
 from hwlearn.ports import Ports
+from hwlearn.rules import RULES, parameters
 
 
 def _names(text: str) -> list[str]:
@@ -29,22 +30,71 @@ def _floats(text: str, what: str) -> list[float]:
     return values
 
 
+def _flag(*words: str) -> str:
+    return "--" + "-".join(w.replace("_", "-") for w in words)
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
+PARSERS = {"float": float, "int": int, "bool": _boolean}
+
+
+def _rule_flags() -> list[tuple[str, str, str | None]]:
+    """(flag, parameter, rule or None) for every parameter of every registered rule: --RULE-PARAM
+    for one rule, and --PARAM for every rule that has a parameter of that name."""
+    flags, shared = [], {}
+    for name, cls in RULES.items():
+        for key in parameters(cls):
+            flags.append((_flag(name, key), key, name))
+            shared.setdefault(key, []).append(name)
+    return [(_flag(key), key, None) for key in shared] + flags
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("gradcheck", help="compare the learning rules' gradients with the exact one",
                        description="For every resistor, the exact gradient of 1/2 |v_out - y|^2 with "
-                       "respect to its resistance and each rule's estimate, in the same units. The "
-                       "sources are the inputs; output 'R n1 n2' reads V(n1) - V(n2).")
+                       "respect to its resistance (W = V^2/ohm) and every registered rule's estimate, "
+                       "its units named (A^2: the gradient of an output-current proxy, docs/theory.md). "
+                       "The sources are the inputs; output 'R n1 n2' reads V(n1) - V(n2). Rule "
+                       "parameters default to values suited to the comparison (small nudges).")
     p.add_argument("network", help="SPICE netlist (R, V, I) or hwlearn network file (.json)")
     p.add_argument("--outputs", required=True, help="output resistor names, comma or space separated")
     p.add_argument("--targets", required=True, help="target voltages, one per output")
     p.add_argument("--inputs", help="sources that drive the check (default: all; others are switched off)")
-    p.add_argument("--beta", type=float, default=1e-3, help="two-phase nudge strength (default 1e-3)")
-    p.add_argument("--eta", type=float, default=1e-3, help="Coupled Learning clamp fraction (default 1e-3)")
-    p.add_argument("--omega-eta", type=float, default=1e-3,
-                   help="Omega-learning error-to-current gain in siemens (default 1e-3)")
+    for flag, key, rule in _rule_flags():
+        owners = [rule] if rule else [name for name, cls in RULES.items() if key in parameters(cls)]
+        spec, default = parameters(RULES[owners[0]])[key]
+        if rule is None:
+            p.add_argument(flag, type=PARSERS[spec.kind],
+                           help=f"{key} of every rule that has one ({', '.join(owners)})")
+        else:
+            value = RULES[rule].check_values.get(key, default)
+            p.add_argument(flag, type=PARSERS[spec.kind], help=f"{rule}: {spec.doc}; {spec.allowed()}"
+                           f"{f' {spec.unit}' if spec.unit else ''} (default {value!r})")
     p.add_argument("--json", action="store_true", help="print a JSON document (docs/schemas.md)")
     p.add_argument("--backend", default="auto", help="solver backend: auto, dense, cholmod, superlu")
     p.set_defaults(run=run)
+
+
+def _rule_values(args) -> dict[str, dict[str, float]]:
+    """{rule: {parameter: value}} from the flags given, each checked against the rule's bounds;
+    a rule's own flag wins over the shared one."""
+    values: dict[str, dict[str, float]] = {}
+    for flag, key, rule in _rule_flags():  # shared flags first, so that own flags override them
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        for name in [rule] if rule else [n for n, cls in RULES.items() if key in parameters(cls)]:
+            spec, _ = parameters(RULES[name])[key]
+            problem = spec.problem(value)
+            if problem:
+                raise ConfigError(f"{flag}: {value} is not allowed; {name}: {key} {problem}")
+            values.setdefault(name, {})[key] = value
+    return values
 
 
 def run(args) -> int:
@@ -54,16 +104,11 @@ def run(args) -> int:
     if len(targets) != len(outputs):
         raise ConfigError(f"--targets: {len(targets)} value(s) given for {len(outputs)} output(s) "
                           f"({', '.join(outputs)})")
-    for flag, value in (("--beta", args.beta), ("--eta", args.eta), ("--omega-eta", args.omega_eta)):
-        if not (np.isfinite(value) and value > 0):
-            raise ConfigError(f"{flag}: {value} is not allowed; it must be a finite number > 0")
-    if args.eta > 1:
-        raise ConfigError(f"--eta: {args.eta} is not allowed; the clamp fraction is in (0, 1]")
+    values = _rule_values(args)
     ports = Ports.from_sources(net, _names(args.inputs) if args.inputs else None, outputs)
     if ports.n_inputs == 0:
         raise ConfigError(f"{args.network}: the network has no sources to drive it")
-    doc = gradcheck(ports, ports.stored_inputs(), targets, beta=args.beta, eta=args.eta,
-                    omega_eta=args.omega_eta, backend=args.backend)
+    doc = gradcheck(ports, ports.stored_inputs(), targets, rules=check_rules(values), backend=args.backend)
     if args.json:
         print_json(doc, f"gradcheck {args.network}")
         return 0
@@ -71,11 +116,12 @@ def run(args) -> int:
           f"(solver backend: {doc['network']['backend']})")
     print(f"loss 1/2|v_out - y|^2 = {doc['loss']:.6g} V^2;  "
           + ", ".join(f"{n} = {o['volts']:.6g} V (target {o['target']:.6g})" for n, o in doc["outputs"].items()))
-    print("\ndL/dR per resistor, V^2/ohm:")
+    print("\nper resistor: dL/dR (W = V^2/ohm) and each rule's estimate, in the units after its name:")
     rule_names = list(doc["rules"])
     rows = [[name, number(exact)] + [number(doc["rules"][r]["estimate"][name]) for r in rule_names]
             for name, exact in doc["exact"].items()]
-    print(format_table(["resistor", "exact"] + rule_names, rows))
+    units = {r: RULES[r].units for r in rule_names}
+    print(format_table(["resistor", "exact (W)"] + [f"{r} ({units[r]})" for r in rule_names], rows))
     print()
     print(format_table(["rule", "cosine", "relative error"],
                        [[r, number(doc["rules"][r]["cosine"]), number(doc["rules"][r]["relative_error"], 3)]

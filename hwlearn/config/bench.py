@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from hwlearn.config.calibration import ChannelCalibration
+from hwlearn.config.network import build_network, network_section
 from hwlearn.config.resources import Resource, check_resource
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
-from hwlearn.errors import ConfigError, HwlearnError
+from hwlearn.errors import ConfigError
 from hwlearn.network import Network
 
 SMU_DRIVERS = ("keithley2400", "keithley2450")
@@ -54,31 +55,10 @@ BENCH = Section({
                                minimum=0.0, maximum=0.5),
 }, doc="the bench", required=True)
 
-NETWORK = Section({
-    "builder": Field("str", REQUIRED, "how the board's topology is made",
-                     choices=("lattice", "crossbar", "random", "file")),
-    "rows": Field("int", REQUIRED, "lattice: rows of nodes", minimum=1),
-    "cols": Field("int", REQUIRED, "lattice: columns of nodes", minimum=1),
-    "resistance_ohms": _positive("lattice: nominal resistance of every edge", 1000.0),
-    "inputs": Field("int", REQUIRED, "crossbar: input lines", minimum=1),
-    "outputs": Field("int", REQUIRED, "crossbar: output lines", minimum=1),
-    "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),
-    "cross_ohms": _positive("crossbar: nominal crosspoint resistance", 10_000.0),
-    "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
-    "load_ohms": _positive("crossbar: resistance of each output line's load edge", 1000.0),
-    "nodes": Field("int", REQUIRED, "random: node count", minimum=2),
-    "edges": Field("int", REQUIRED, "random: edge count", minimum=1),
-    "seed": Field("int", REQUIRED, "random: the graph's seed", minimum=0),
-    "ohms_min": _positive("random: lowest nominal resistance", 100.0),
-    "ohms_max": _positive("random: highest nominal resistance", 10_000.0),
-    "path": Field("str", REQUIRED, "file: a network file (.json) or SPICE netlist, relative to "
-                  "the bench file"),
-}, doc="the board's topology and nominal resistances (edge overrides: [network.nominal_ohms])",
-   variant_key="builder",
-   variants={"lattice": ("rows", "cols", "resistance_ohms"),
-             "crossbar": ("inputs", "outputs", "hidden", "cross_ohms", "source_ohms", "load_ohms"),
-             "random": ("nodes", "edges", "seed", "ohms_min", "ohms_max"),
-             "file": ("path",)}, required=True)
+# The shared [network] keys (hwlearn.config.network); a board is described in full, nothing assumed.
+NETWORK = network_section("the board's topology and nominal resistances (edge overrides: [network.nominal_ohms])",
+                          role_fields={}, defaults={key: REQUIRED for key in ("builder", "rows", "cols", "nodes",
+                                                                                "edges")}, required=True)
 
 INSTRUMENT = Section({
     "driver": Field("str", REQUIRED, "which driver talks to it", choices=DRIVERS),
@@ -357,31 +337,7 @@ class _Checker(Validator):
         return net
 
     def build(self, spec: dict) -> Network:
-        from hwlearn import builders
-
-        kind = spec["builder"]
-        try:
-            if kind == "lattice":
-                if spec["rows"] * spec["cols"] < 2:
-                    self.fail("network.rows", spec["rows"], "a lattice needs at least 2 nodes")
-                return builders.lattice(spec["rows"], spec["cols"], resistance=spec["resistance_ohms"])
-            if kind == "crossbar":
-                return builders.crossbar(spec["inputs"], spec["outputs"], hidden=spec["hidden"],
-                                         cross_ohms=spec["cross_ohms"], source_ohms=spec["source_ohms"],
-                                         load_ohms=spec["load_ohms"])
-            if kind == "random":
-                if spec["ohms_min"] >= spec["ohms_max"]:
-                    self.fail("network.ohms_min", spec["ohms_min"],
-                              f"must be below network.ohms_max = {spec['ohms_max']!r}")
-                return builders.random_graph(spec["nodes"], spec["edges"], seed=spec["seed"],
-                                             ohms_range=(spec["ohms_min"], spec["ohms_max"]))
-            from hwlearn.network_file import load_network
-
-            return load_network(str(self.base_dir / spec["path"]))
-        except ConfigError:
-            raise
-        except HwlearnError as exc:
-            raise ConfigError(f"{self.source}: [network] builder = {kind!r}: {exc}") from None
+        return build_network(spec, self.source, base_dir=self.base_dir)
 
     def edge(self, key: str, name: str, net: Network) -> int:
         lookup = {n.lower(): k for k, n in enumerate(net.edge_names)}

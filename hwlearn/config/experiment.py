@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
+from hwlearn.rules import RULES, Parameter, parameters
 
-RULES = ("omega", "ep", "ep_symmetric", "coupled", "finite_difference")
 SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
 EDGE_LIST = "str|int|list[str]"  # "auto", a count placed by the builder, or edge names
 
@@ -35,36 +36,21 @@ def _positive(doc: str, default=REQUIRED, **kw) -> Field:
     return Field("float", default, doc, minimum=0.0, exclusive_minimum=True, **kw)
 
 
-NETWORK = Section(
-    {
-        "builder": Field("str", "crossbar", "how the network is made",
-                         choices=("lattice", "crossbar", "random", "file")),
-        "rows": Field("int", 6, "lattice: rows of nodes", minimum=2),
-        "cols": Field("int", 6, "lattice: columns of nodes", minimum=2),
-        "hidden": Field("list[int]", [], "crossbar: lines of each hidden layer", minimum=1),
-        "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
-        "load_ohms": _positive("crossbar: resistance of each output line's load edge (the outputs)", 1000.0),
-        "nodes": Field("int", 20, "random: node count", minimum=2),
-        "edges": Field("int", 50, "random: edge count", minimum=1),
-        "path": Field("str", REQUIRED, "file: a network file (.json) or SPICE netlist"),
+NETWORK = network_section(
+    "the resistor network",
+    role_fields={
         "input_edges": Field(EDGE_LIST, "auto", "input edges: names, a count placed by the builder, "
                              "or 'auto' (as many as the task has inputs; a file's own roles)"),
         "output_edges": Field(EDGE_LIST, "auto", "output edges, in target order; as input_edges"),
-        "initial_ohms": _positive("initial resistance of the tunable edges", 10_000.0),
+        "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
         "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs) or edge names"),
         "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
     },
-    doc="the resistor network",
-    variant_key="builder",
-    variants={
-        "lattice": ("rows", "cols"),
-        "crossbar": ("hidden", "source_ohms", "load_ohms"),
-        "random": ("nodes", "edges"),
-        "file": ("path",),
-        "*": ("input_edges", "output_edges", "initial_ohms", "initial_spread", "tunable", "readable"),
-    },
+    defaults={"ohms": (None, "initial_ohms")},
+    # A crossbar has one line per task input and output; a random graph draws from seeds.init.
+    derived=("inputs", "outputs", "seed"),
 )
 
 TASK = Section(
@@ -94,18 +80,20 @@ TASK = Section(
     },
 )
 
+def _rule_field(spec: Parameter, default) -> Field:
+    """A rule parameter as a config key: the rule's own default, bounds and meaning."""
+    return Field(spec.kind, default, spec.doc + (f" ({spec.unit})" if spec.unit else ""),
+                 minimum=spec.minimum, maximum=spec.maximum, exclusive_minimum=spec.open_minimum,
+                 exclusive_maximum=spec.open_maximum)
+
+
+# Generated from the rule registry: a rule's parameters are its keys, with its defaults and bounds.
 RULE = Section(
-    {
-        "name": Field("str", "omega", "the learning rule", choices=RULES),
-        "eta": _positive("omega: error-to-current gain (siemens, default 1e-3); coupled: clamp "
-                         "fraction in (0, 1] (default 0.1)", None),
-        "beta": _positive("ep, ep_symmetric: nudge strength (default 0.01)", 0.01),
-        "relative_step": _positive("finite_difference: h / r (default 1e-5)", 1e-5, maximum=0.1),
-    },
+    {"name": Field("str", "omega", "the learning rule", choices=tuple(RULES))},
     doc="how the gradient is estimated",
     variant_key="name",
-    variants={"omega": ("eta",), "coupled": ("eta",), "ep": ("beta",), "ep_symmetric": ("beta",),
-              "finite_difference": ("relative_step",)},
+    variant_fields={name: {key: _rule_field(spec, default) for key, (spec, default) in parameters(cls).items()}
+                    for name, cls in RULES.items()},
 )
 
 TRAINING = Section(
@@ -162,7 +150,8 @@ MASK = Section(
 
 SEEDS = Section(
     {"base": Field("int", 0, "every stream not given is derived from this", minimum=0),
-     **{name: Field("int", None, f"seed of the {name} stream", minimum=0) for name in SEED_STREAMS}},
+     **{name: Field("int", None, f"seed of the {name} stream", minimum=0, default_doc="derived from base")
+        for name in SEED_STREAMS}},
     doc="random streams",
 )
 
@@ -189,23 +178,21 @@ EXPERIMENT = Section(
     }
 )
 
-RULE_DEFAULTS = {"omega": {"eta": 1e-3}, "coupled": {"eta": 0.1}}
+def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | None = None) -> dict:
+    """Validate a parsed experiment document and fill every default and derived seed.
 
-
-def resolve(doc: dict, source: str, seed: int | None = None) -> dict:
-    """Validate a parsed experiment document and fill every default and derived seed."""
+    base_dir: the experiment file's directory; a relative network.path is made absolute from it
+    (so that the resolved copy in a run folder finds the same file). None: relative to the
+    working directory."""
     config = Validator(source).section("", doc, EXPERIMENT)
-    rule = config["rule"]
-    for key, value in RULE_DEFAULTS.get(rule["name"], {}).items():
-        if rule.get(key) is None:
-            rule[key] = value
-    if rule["name"] == "coupled" and rule["eta"] > 1:
-        raise ConfigError(f"{source}: rule.eta = {rule['eta']!r}: Coupled Learning's clamp fraction "
-                          "must be in (0, 1]")
     dev = config["device"]
     if dev["r_min"] >= dev["r_max"]:
         raise ConfigError(f"{source}: device.r_min = {dev['r_min']!r} must be below device.r_max = {dev['r_max']!r}")
     net = config["network"]
+    if net.get("ohms", 0.0) is None:
+        net["ohms"] = net["initial_ohms"]
+    if "path" in net and base_dir is not None:
+        net["path"] = str(Path(base_dir, net["path"]).absolute())
     for key in ("input_edges", "output_edges"):
         value = net[key]
         if isinstance(value, str) and value != "auto":
@@ -240,4 +227,4 @@ def load_experiment(path: str | Path, seed: int | None = None) -> dict:
         raise ConfigError(f"{path}: the experiment file is empty; give at least the task and the rule "
                           "(e.g. [task] name = 'iris' and [rule] name = 'omega'; examples/ has one per task "
                           "and rule, docs/configuration.md lists every key)")
-    return resolve(doc, str(path), seed)
+    return resolve(doc, str(path), seed, base_dir=Path(path).parent)

@@ -34,26 +34,53 @@ class Field:
     exclusive_minimum: bool = False
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
+    exclusive_maximum: bool = False
+    default_doc: str = ""  # a default computed from other keys, in words (the default is then None)
+
+    def bounds(self) -> str:
+        """The allowed range in words: '> 0', '>= 1', 'in (0, 1]'; '' if unbounded."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return (f"in {'(' if self.exclusive_minimum else '['}{low:g}, {high:g}"
+                    f"{')' if self.exclusive_maximum else ']'}")
+        if low is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {low:g}"
+        if high is not None:
+            return f"{'<' if self.exclusive_maximum else '<='} {high:g}"
+        return ""
 
 
 @dataclass(frozen=True)
 class Section:
+    """A table of keys.
+
+    variant_key   : optional: the key whose value selects which other keys are allowed (e.g.
+                    the builder); ``variants`` maps each value to its keys ('*': always allowed).
+    variant_fields: keys that exist only for one value of the variant key, each with its own
+                    default and bounds (e.g. a rule's parameters: eta is omega's gain and
+                    Coupled Learning's clamp fraction).
+    renamed       : old key -> new key; an old key is refused with an error naming the new one.
+    """
+
     fields: Mapping[str, Field | Section]
     doc: str = ""
-    # Optional: the key whose value selects which other keys are allowed, e.g. the builder.
     variant_key: str | None = None
     variants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     required: bool = False
+    variant_fields: Mapping[str, Mapping[str, Field]] = field(default_factory=dict)
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def choices(self) -> tuple[str, ...]:
+        """Values of the variant key that select keys (the '*' entry excluded)."""
+        return tuple(dict.fromkeys([*(k for k in self.variants if k != "*"), *self.variant_fields]))
 
 
 def _describe(f: Field) -> str:
     parts = [f.kind]
     if f.choices:
         parts = ["one of " + ", ".join(repr(c) for c in f.choices)]
-    if f.minimum is not None:
-        parts.append(f"{'>' if f.exclusive_minimum else '>='} {f.minimum:g}")
-    if f.maximum is not None:
-        parts.append(f"<= {f.maximum:g}")
+    if f.bounds():
+        parts.append(f.bounds())
     return " ".join(parts)
 
 
@@ -112,8 +139,8 @@ class Validator:
             if isinstance(item, (int, float)) and not isinstance(item, bool):
                 if f.minimum is not None and (item < f.minimum or (f.exclusive_minimum and item == f.minimum)):
                     self.fail(path, value, f"must be {'>' if f.exclusive_minimum else '>='} {f.minimum:g}")
-                if f.maximum is not None and item > f.maximum:
-                    self.fail(path, value, f"must be <= {f.maximum:g}")
+                if f.maximum is not None and (item > f.maximum or (f.exclusive_maximum and item == f.maximum)):
+                    self.fail(path, value, f"must be {'<' if f.exclusive_maximum else '<='} {f.maximum:g}")
         if f.check is not None:
             message = f.check(out)
             if message:
@@ -123,26 +150,39 @@ class Validator:
     def section(self, path: str, doc, schema: Section) -> dict:
         if not isinstance(doc, dict):
             self.fail(path or "document", doc, "must be a table")
-        allowed = set(schema.fields)
-        if schema.variant_key is not None:
-            choice = doc.get(schema.variant_key, schema.fields[schema.variant_key].default)
-            if choice in schema.variants:
-                allowed = {schema.variant_key, *schema.variants[choice], *schema.variants.get("*", ())}
         prefix = f"{path}." if path else ""
+        specs: dict[str, Field | Section] = dict(schema.fields)
+        allowed = set(schema.fields).union(*schema.variant_fields.values())
+        choice = None
+        if schema.variant_key is not None:
+            key = schema.variant_key
+            # The selecting value first: a bad one is reported as itself, not as the keys it allows.
+            spec = schema.fields[key]
+            choice = self.value(prefix + key, doc[key], spec) if key in doc else spec.default
+            if isinstance(choice, str) and choice in schema.choices():
+                chosen = schema.variant_fields.get(choice, {})
+                allowed = {key, *schema.variants.get(choice, ()), *schema.variants.get("*", ()), *chosen}
+                specs.update(chosen)
         for key in doc:
+            if key in schema.renamed and key not in allowed:
+                raise ConfigError(f"{self.source}: {prefix}{key} has been renamed: write "
+                                  f"{prefix}{schema.renamed[key]} instead")
             if key not in allowed:
                 known = sorted(allowed)
                 where = f"[{path}]" if path else "the top level"
                 extra = ""
-                if key in schema.fields and schema.variant_key is not None:
+                variant_keys = set(schema.fields).union(*schema.variant_fields.values())
+                if schema.variant_key is not None and key in variant_keys:
                     extra = f" with {schema.variant_key} = {doc.get(schema.variant_key)!r}"
                 raise ConfigError(f"{self.source}: unknown key '{prefix}{key}' in {where}{extra}; "
                                   f"allowed: {', '.join(known)}")
         out = {}
-        for key, spec in schema.fields.items():
+        for key, spec in specs.items():
             if key not in allowed:
                 continue
-            if isinstance(spec, Section):
+            if key == schema.variant_key and key in doc:
+                out[key] = choice
+            elif isinstance(spec, Section):
                 if key in doc:
                     out[key] = self.section(prefix + key, doc[key], spec)
                 elif spec.required:
@@ -169,13 +209,17 @@ def load_toml(path: str | Path) -> dict:
 
 
 def describe_schema(schema: Section, path: str = "") -> list[str]:
-    """Lines documenting every key: 'section.key  kind  default  doc' (for docs and --help)."""
+    """Lines documenting every key: 'section.key  kind  default  doc' (for docs and --help);
+    a key of one variant only is written 'section.key [variant_key = value]'."""
     lines = []
-    for key, spec in schema.fields.items():
+    entries = [(key, spec, "") for key, spec in schema.fields.items()]
+    entries += [(key, spec, f" [{schema.variant_key} = {choice!r}]")
+                for choice, fields in schema.variant_fields.items() for key, spec in fields.items()]
+    for key, spec, variant in entries:
         full = f"{path}.{key}" if path else key
         if isinstance(spec, Section):
             lines.extend(describe_schema(spec, full))
         else:
-            default = "required" if spec.default is REQUIRED else repr(spec.default)
-            lines.append(f"{full}  ({_describe(spec)}; default {default})  {spec.doc}")
+            default = "required" if spec.default is REQUIRED else spec.default_doc or repr(spec.default)
+            lines.append(f"{full}{variant}  ({_describe(spec)}; default {default})  {spec.doc}")
     return lines

@@ -1,19 +1,29 @@
-"""Learning rules: each estimates grad_r L on a set of edges from phase measurements."""
+"""Learning rules: each estimates grad_r L on a set of edges, on a rig or from the solver.
 
-from hwlearn.rules.base import FREE, BilinearRule, Phase, PhaseMeasurement, Term
-from hwlearn.rules.coupled import CoupledLearning
-from hwlearn.rules.equilibrium import TwoPhase
-from hwlearn.rules.finite_difference import FiniteDifference, mse_loss
-from hwlearn.rules.linear import LinearResponse
+Every rule meets the Rule protocol (hwlearn.rules.protocol) and is registered by name
+(hwlearn.rules.registry). To add a rule: docs/theory.md, "Adding a rule".
+"""
+
+# isort: off
+# Registration order is the order in which rules are listed (config, docs, gradcheck).
 from hwlearn.rules.omega import Omega
-from hwlearn.rules.simulate import (
-    per_sample_gradient,
-    per_sample_gradient_and_outputs,
-    simulate_phases,
-)
+from hwlearn.rules.equilibrium import SymmetricTwoPhase, TwoPhase
+from hwlearn.rules.coupled import CoupledLearning
+from hwlearn.rules.finite_difference import FiniteDifference
+# isort: on
+from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.executor import SolverExecutor, execute
+from hwlearn.rules.linear import LinearResponse
+from hwlearn.rules.parameters import Parameter, RuleParameterError, parameter, parameters
+from hwlearn.rules.phases import FREE, Phase, PhaseMeasurement, Term
+from hwlearn.rules.protocol import PlanRunner, RigNeeds, Rule
+from hwlearn.rules.registry import RULES, make_rule, register, rule_class, rule_from_config, rule_names
+from hwlearn.rules.simulate import per_sample_gradient, per_sample_gradient_and_outputs, simulate_phases
 
 __all__ = [
-    "FREE", "BilinearRule", "CoupledLearning", "FiniteDifference", "LinearResponse", "Omega",
-    "Phase", "PhaseMeasurement", "Term", "TwoPhase", "mse_loss", "per_sample_gradient",
-    "per_sample_gradient_and_outputs", "simulate_phases",
+    "FREE", "RULES", "BilinearRule", "CoupledLearning", "FiniteDifference", "LinearResponse", "Omega",
+    "Parameter", "Phase", "PhaseMeasurement", "PlanRunner", "RigNeeds", "Rule", "RuleParameterError",
+    "SolverExecutor", "SymmetricTwoPhase", "Term", "TwoPhase", "execute", "make_rule", "parameter",
+    "parameters", "per_sample_gradient", "per_sample_gradient_and_outputs", "register", "rule_class",
+    "rule_from_config", "rule_names", "simulate_phases",
 ]

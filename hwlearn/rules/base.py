@@ -1,99 +1,87 @@
-"""What every learning rule shares: phases, measured phase quantities, and the estimate.
+"""Phase-based rules: a free phase, one or two more phases, and a sum of current products.
 
-Every rule of PAPER.md except finite differences has the same shape. After the free phase
+Every rule of docs/theory.md except finite differences has the same shape. After the free phase
 (inputs on, outputs open) it runs one or two more phases, each driving the output edges with
 a * y_hat + b * y (y_hat: free outputs, y: targets) as current sources, series sources or
-voltage clamps, with the inputs on or off. Its gradient estimate is then, edge by edge, a sum
-of terms coef * mean_over_samples(i_p * i_q) over pairs of phase currents. Writing rules in
-that form lets one piece of code evaluate them from measured voltages (a bench), from solver
-states (simulation), or for a whole batch at once through linearity (hwlearn.rules.linear).
+voltage clamps, with the inputs on or off. Its estimate is then, edge by edge, a sum of terms
+coef * mean_over_samples(i_p * i_q) over pairs of phase currents. Written in that form, one
+phase plan (``phase_plan``) serves a bench (sample by sample) and the simulator (a block at a
+time), and the whole-batch linear path (hwlearn.rules.linear) evaluates the same terms exactly.
 
-Estimates are in gradient units (dL/dr, watts for L in V^2 and r in ohms): a perfect estimator
-returns grad_r L, and the descent step is r <- r - lr * estimate.
+A subclass is a frozen dataclass: its fields are its parameters; it sets ``name``, ``label``,
+``units`` and defines the ``phases`` and ``terms`` properties from its parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
-FREE = "free"
-Mode = Literal["current", "series", "clamp"]
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A phase after the free one. The output drive is ``a * y_hat + b * y`` per output:
-    amps for 'current' (beside the resistor, a -> b), volts for 'series' (in series with the
-    resistor, positive terminal at a) and 'clamp' (holding the resistor's voltage)."""
-
-    name: str
-    inputs_on: bool
-    mode: Mode
-    a: float
-    b: float
-
-    def drive_values(self, y_hat: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self.a * y_hat + self.b * y
-
-    def rig_drive(self, y_hat: np.ndarray, y: np.ndarray, output_ohms: np.ndarray) -> tuple[str, np.ndarray]:
-        """The drive as a rig applies it: ('current', amps) or ('clamp', volts), shape (d_out, B).
-
-        A series source s beside nothing is realised in its Norton form: a current source
-        -s / r beside the output resistor gives the same branch current g (v - s).
-        """
-        values = self.drive_values(y_hat, y)
-        if self.mode == "series":
-            return "current", -values / np.asarray(output_ohms, dtype=float)[:, None]
-        return self.mode, values
-
-    def series_equivalent(self, y_hat: np.ndarray, y: np.ndarray, output_rows: np.ndarray,
-                          n_edges: int) -> np.ndarray | None:
-        """(k, B) series source volts to subtract on the measured edges (rows ``output_rows``
-        of the measured set are the outputs, in output order; -1 where an output is not
-        measured), or None when the phase has no series source."""
-        if self.mode != "series":
-            return None
-        values = self.drive_values(y_hat, y)
-        series = np.zeros((n_edges, values.shape[1]))
-        hit = output_rows >= 0
-        series[output_rows[hit]] = values[hit]
-        return series
-
-
-@dataclass(frozen=True)
-class Term:
-    coef: float
-    left: str
-    right: str
-
-
-@dataclass(frozen=True)
-class PhaseMeasurement:
-    """Resistor voltages measured in one phase, (k, B) over the measured edges.
-
-    ``series`` holds the series-source volts of a 'series' phase on the same rows (the
-    outputs), so that branch currents are g (v - s) as the theory has them.
-    """
-
-    voltages: np.ndarray
-    series: np.ndarray | None = None
-
-    def currents(self, resistance: np.ndarray) -> np.ndarray:
-        v = self.voltages if self.series is None else self.voltages - self.series
-        return v / np.asarray(resistance, dtype=float)[:, None]
+from hwlearn.messages import Msg, Plan
+from hwlearn.ports import Ports
+from hwlearn.rules.linear import LinearResponse
+from hwlearn.rules.parameters import check_parameters
+from hwlearn.rules.phases import FREE, Phase, PhaseMeasurement, Term, as_columns, output_rows, stack
+from hwlearn.rules.protocol import Measure, PlanRunner, RigNeeds
+from hwlearn.rules.simulate import per_sample_gradient_and_outputs
+from hwlearn.rules.steps import free_phase
+from hwlearn.solver import Factorization
 
 
 class BilinearRule:
-    """A rule given by its phases and its terms; subclasses set ``name``, ``phases`` and ``terms``."""
+    """A rule given by its phases and its terms (the Rule protocol for phase-based rules)."""
 
-    name: str
-    phases: tuple[Phase, ...]
-    terms: tuple[Term, ...]
+    name: ClassVar[str]
+    label: ClassVar[str]
+    units: ClassVar[str] = "W"
+    check_values: ClassVar[Mapping[str, Any]] = {}
 
+    def __post_init__(self) -> None:
+        check_parameters(self)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        raise NotImplementedError
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        raise NotImplementedError
+
+    @property
+    def needs(self) -> RigNeeds:
+        return RigNeeds(frozenset("clamp" if p.mode == "clamp" else "current" for p in self.phases),
+                        any(not p.inputs_on for p in self.phases))
+
+    # ------------------------------------------------------------------ the phase sequence
+    def phase_plan(self, ports: Ports, edges: np.ndarray, x, y, known_ohms: np.ndarray) -> Plan:
+        """The free phase, then each of the rule's phases: inputs switched when the phase says,
+        the outputs driven as a rig drives them (series sources in Norton form, computed with
+        ``known_ohms``), one scan of ``edges`` per phase, and the outputs opened again.
+        Returns ({phase name: PhaseMeasurement (k, B)}, y_hat (d_out, B))."""
+        x = as_columns(x, ports.n_inputs, "inputs")
+        y = as_columns(y, ports.n_outputs, "targets")
+        edges = np.asarray(edges, dtype=np.int64)
+        y_hat, free = yield from free_phase(ports, edges, x)
+        measured = {FREE: free}
+        rows = output_rows(ports, edges)
+        output_ohms = np.asarray(known_ohms, dtype=float)[ports.outputs]
+        inputs_on = True
+        for phase in self.phases:
+            yield Msg("note", (phase.name,))
+            mode, values = phase.rig_drive(y_hat, y, output_ohms)
+            if phase.inputs_on != inputs_on:
+                yield Msg("set_inputs", (ports.gain * x if phase.inputs_on else None,))
+                inputs_on = phase.inputs_on
+            yield Msg("drive_outputs", (mode, values))
+            volts = yield Msg("measure", (edges,))
+            measured[phase.name] = PhaseMeasurement(np.asarray(volts, dtype=float),
+                                                    phase.series_equivalent(y_hat, y, rows, len(edges)))
+        yield Msg("drive_outputs", ("open", None))
+        return measured, y_hat
+
+    # ------------------------------------------------------------------ the estimate
     def gradient_from_currents(self, currents: Mapping[str, np.ndarray]) -> np.ndarray:
         """(k,) estimate from branch currents (k, B) per phase name (incl. 'free')."""
         total = None
@@ -112,6 +100,32 @@ class BilinearRule:
         currents = {name: m.currents(resistance) for name, m in measurements.items()}
         return self.gradient_from_currents(currents)
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
-        return f"{type(self).__name__}({params})"
+    def rig_gradient(self, run: PlanRunner, ports: Ports, edges: np.ndarray, x, y,
+                     known_ohms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each sample through ``phase_plan`` on the rig; the estimate from the stacked
+        measurements with the resistances the host knows."""
+        x = as_columns(x, ports.n_inputs, "inputs")
+        y = as_columns(y, ports.n_outputs, "targets")
+        known = np.asarray(known_ohms, dtype=float)
+        blocks, outputs = [], []
+        for b in range(x.shape[1]):
+            measured, y_hat = run(self.phase_plan(ports, edges, x[:, b:b + 1], y[:, b:b + 1], known))
+            blocks.append(measured)
+            outputs.append(y_hat)
+        gradient = self.gradient_from_measurements(stack(blocks), known[np.asarray(edges, dtype=np.int64)])
+        return gradient, np.hstack(outputs)
+
+    def simulate(self, fz: Factorization, ports: Ports, edges: np.ndarray, x, y, *,
+                 known_ohms: np.ndarray | None = None, measure: Measure | None = None,
+                 shortcut: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The phase plan executed by the solver, or, where nothing is measured with noise and it
+        is cheaper, the whole-batch linear path: d_in + d_out solves whatever the batch size,
+        against a solve per sample and phase (small batches on networks with many ports favour
+        the phases)."""
+        x = as_columns(x, ports.n_inputs, "inputs")
+        phase_solves = x.shape[1] * (1 + len(self.phases))
+        if not shortcut or measure is not None or phase_solves < ports.n_inputs + ports.n_outputs:
+            return per_sample_gradient_and_outputs(fz, ports, self, x, y, edges, known_ohms=known_ohms,
+                                                   measure=measure)
+        response = LinearResponse(fz, ports, edges, known_ohms=known_ohms)
+        return response.gradient(self, x, y), response.outputs(x)

@@ -1,10 +1,18 @@
-"""Coupled Learning (Stern et al., PRX 2021) with output clamps (PAPER.md section 3)."""
+"""Coupled Learning (Stern et al., PRX 2021) with output clamps (docs/theory.md, "Coupled Learning")."""
 
 from __future__ import annotations
 
-from hwlearn.rules.base import FREE, BilinearRule, Phase, Term
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.parameters import parameter
+from hwlearn.rules.phases import FREE, Phase, Term
+from hwlearn.rules.registry import register
 
 
+@register
+@dataclass(frozen=True)
 class CoupledLearning(BilinearRule):
     """Free phase, then inputs on and the outputs clamped to y_hat + eta (y - y_hat).
 
@@ -14,11 +22,18 @@ class CoupledLearning(BilinearRule):
     gradient.
     """
 
-    name = "coupled"
+    name: ClassVar[str] = "coupled"
+    label: ClassVar[str] = "Coupled Learning"
+    units: ClassVar[str] = "A^2"
+    check_values: ClassVar[dict] = {"eta": 1e-3}
 
-    def __init__(self, eta: float = 0.1):
-        if not 0 < eta <= 1:
-            raise ValueError(f"coupled: eta must be in (0, 1], got {eta!r}")
-        self.eta = float(eta)
-        self.phases = (Phase("clamped", True, "clamp", 1 - self.eta, self.eta),)
-        self.terms = (Term(1 / (2 * self.eta), FREE, FREE), Term(-1 / (2 * self.eta), "clamped", "clamped"))
+    eta: float = parameter(0.1, "clamp fraction: outputs clamped to y_hat + eta (y - y_hat)",
+                           minimum=0.0, maximum=1.0, open_minimum=True)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        return (Phase("clamped", True, "clamp", 1 - self.eta, self.eta),)
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return (Term(1 / (2 * self.eta), FREE, FREE), Term(-1 / (2 * self.eta), "clamped", "clamped"))

@@ -1,33 +1,65 @@
-"""Two-phase Equilibrium Propagation with series nudging (PAPER.md section 3, Algorithm 1)."""
+"""Two-phase Equilibrium Propagation with series nudging (docs/theory.md, "Two-phase rules")."""
 
 from __future__ import annotations
 
-from hwlearn.rules.base import FREE, BilinearRule, Phase, Term
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.parameters import parameter
+from hwlearn.rules.phases import FREE, Phase, Term
+from hwlearn.rules.registry import register
+
+BETA_DOC = "nudge strength: series sources beta (y_hat - y) on the output edges"
 
 
+@register
+@dataclass(frozen=True)
 class TwoPhase(BilinearRule):
     """Free phase, then inputs on and series sources beta (y_hat - y) on the output edges.
 
-    Estimate (i_C^2 - i_F^2) / (2 beta): a difference of dissipated powers. CHOICE (PAPER.md):
-    the 1/(2 beta) scaling puts it in gradient units so all rules share a learning rate. As
-    beta -> 0 it tends to the gradient of e^T P_o i (output currents, not voltages) with O(beta)
-    bias. ``symmetric=True`` nudges by +beta and -beta instead of 0 and +beta: estimate
-    (i_+^2 - i_-^2) / (4 beta), bias O(beta^2).
+    Estimate (i_C^2 - i_F^2) / (2 beta): a difference of dissipated powers. CHOICE
+    (docs/theory.md): the 1/(2 beta) scaling makes it independent of beta to first order, so one
+    learning rate serves every beta. As beta -> 0 it tends to the gradient of e^T P_o i (output
+    currents, not voltages; units A^2) with O(beta) bias.
     """
 
-    def __init__(self, beta: float = 0.01, symmetric: bool = False):
-        if not beta > 0:
-            raise ValueError(f"two-phase: beta must be > 0, got {beta!r}")
-        self.beta = float(beta)
-        self.symmetric = bool(symmetric)
+    name: ClassVar[str] = "ep"
+    label: ClassVar[str] = "two-phase EP"
+    units: ClassVar[str] = "A^2"
+    check_values: ClassVar[dict] = {"beta": 1e-3}
+
+    beta: float = parameter(0.01, BETA_DOC, minimum=0.0, open_minimum=True)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        return (Phase("nudged", True, "series", self.beta, -self.beta),)
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
         b = self.beta
-        if symmetric:
-            self.name = "ep_symmetric"
-            self.phases = (Phase("nudged_plus", True, "series", b, -b),
-                           Phase("nudged_minus", True, "series", -b, b))
-            self.terms = (Term(1 / (4 * b), "nudged_plus", "nudged_plus"),
-                          Term(-1 / (4 * b), "nudged_minus", "nudged_minus"))
-        else:
-            self.name = "ep"
-            self.phases = (Phase("nudged", True, "series", b, -b),)
-            self.terms = (Term(1 / (2 * b), "nudged", "nudged"), Term(-1 / (2 * b), FREE, FREE))
+        return (Term(1 / (2 * b), "nudged", "nudged"), Term(-1 / (2 * b), FREE, FREE))
+
+
+@register
+@dataclass(frozen=True)
+class SymmetricTwoPhase(BilinearRule):
+    """Two-phase EP nudged by +beta and -beta instead of 0 and +beta: estimate
+    (i_+^2 - i_-^2) / (4 beta), bias O(beta^2) (none at all in a linear network)."""
+
+    name: ClassVar[str] = "ep_symmetric"
+    label: ClassVar[str] = "two-phase EP, symmetric"
+    units: ClassVar[str] = "A^2"
+    check_values: ClassVar[dict] = {"beta": 1e-3}
+
+    beta: float = parameter(0.01, BETA_DOC, minimum=0.0, open_minimum=True)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        b = self.beta
+        return (Phase("nudged_plus", True, "series", b, -b), Phase("nudged_minus", True, "series", -b, b))
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        b = self.beta
+        return (Term(1 / (4 * b), "nudged_plus", "nudged_plus"), Term(-1 / (4 * b), "nudged_minus", "nudged_minus"))

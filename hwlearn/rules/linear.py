@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwlearn.loss import mse_loss
 from hwlearn.ports import Ports
-from hwlearn.rules.base import FREE, BilinearRule, Phase
-from hwlearn.rules.omega import Omega
-from hwlearn.rules.simulate import _as_columns, output_rows
+from hwlearn.rules.phases import FREE, Phase, Term, as_columns, output_rows
 from hwlearn.solver import Factorization
+
+# The adjoint phase with unit gain: its term -i_F i_A is the exact gradient (docs/theory.md).
+_ADJOINT = Phase("adjoint", inputs_on=False, mode="current", a=1.0, b=-1.0)
+_EXACT_TERMS = (Term(-1.0, FREE, "adjoint"),)
 
 
 class LinearResponse:
@@ -44,12 +47,11 @@ class LinearResponse:
 
     def outputs(self, x) -> np.ndarray:
         """(d_out, B) free-phase outputs."""
-        return self.H @ _as_columns(x, self.ports.n_inputs, "inputs")
+        return self.H @ as_columns(x, self.ports.n_inputs, "inputs")
 
     def loss(self, x, y) -> float:
-        """Batch mean of 1/2 |y_hat - y|^2."""
-        err = self.outputs(x) - _as_columns(y, self.ports.n_outputs, "targets")
-        return float(0.5 * np.mean(np.sum(err * err, axis=0)))
+        """The loss (hwlearn.loss) of the free outputs against targets y (d_out, B)."""
+        return mse_loss(self.outputs(x), as_columns(y, self.ports.n_outputs, "targets"))
 
     def factored_map(self, phase: Phase | None) -> tuple[np.ndarray, np.ndarray]:
         """(U, R) with U @ R the branch currents of the measured edges per unit z in this phase:
@@ -81,19 +83,23 @@ class LinearResponse:
         U, R = self.factored_map(phase)
         return U @ R
 
-    def gradient(self, rule: BilinearRule, x, y) -> np.ndarray:
-        """(k,) batch-mean estimate of ``rule``."""
-        z = np.vstack([_as_columns(x, self.ports.n_inputs, "inputs"),
-                       _as_columns(y, self.ports.n_outputs, "targets")])
+    def gradient(self, rule, x, y) -> np.ndarray:
+        """(k,) batch-mean estimate of a phase-based ``rule`` (its ``phases`` and ``terms``)."""
+        return self._terms(rule.phases, rule.terms, x, y)
+
+    def exact_gradient(self, x, y) -> np.ndarray:
+        """(k,) grad_r of the batch-mean loss, by the adjoint formula (what Omega-learning
+        measures, for any eta)."""
+        return self._terms((_ADJOINT,), _EXACT_TERMS, x, y)
+
+    def _terms(self, phases, terms, x, y) -> np.ndarray:
+        z = np.vstack([as_columns(x, self.ports.n_inputs, "inputs"),
+                       as_columns(y, self.ports.n_outputs, "targets")])
         moments = (z @ z.T) / z.shape[1]
         maps = {FREE: self.factored_map(None)}
-        maps.update({p.name: self.factored_map(p) for p in rule.phases})
+        maps.update({p.name: self.factored_map(p) for p in phases})
         total = np.zeros(len(self.edges))
-        for term in rule.terms:
+        for term in terms:
             (U_l, R_l), (U_r, R_r) = maps[term.left], maps[term.right]
             total += term.coef * np.einsum("ki,ki->k", U_l @ (R_l @ moments @ R_r.T), U_r)
         return total
-
-    def exact_gradient(self, x, y) -> np.ndarray:
-        """(k,) grad_r of the batch-mean loss: Omega-learning is exact for any eta."""
-        return self.gradient(Omega(eta=1.0), x, y)

@@ -1,10 +1,18 @@
-"""Omega-learning: the exact gradient from one adjoint phase (PAPER.md section 2)."""
+"""Omega-learning: the exact gradient from one adjoint phase (docs/theory.md, "Omega-learning")."""
 
 from __future__ import annotations
 
-from hwlearn.rules.base import FREE, BilinearRule, Phase, Term
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.parameters import parameter
+from hwlearn.rules.phases import FREE, Phase, Term
+from hwlearn.rules.registry import register
 
 
+@register
+@dataclass(frozen=True)
 class Omega(BilinearRule):
     """Free phase, then inputs off and currents j = eta (y_hat - y) beside the output resistors.
 
@@ -13,11 +21,16 @@ class Omega(BilinearRule):
     error in volts into the drive in amps; it sets the adjoint signal's size on a bench).
     """
 
-    name = "omega"
+    name: ClassVar[str] = "omega"
+    label: ClassVar[str] = "Omega-learning"
 
-    def __init__(self, eta: float = 1e-3):
-        if not eta > 0:
-            raise ValueError(f"omega: eta must be > 0 (siemens), got {eta!r}")
-        self.eta = float(eta)
-        self.phases = (Phase("adjoint", inputs_on=False, mode="current", a=self.eta, b=-self.eta),)
-        self.terms = (Term(-1.0 / self.eta, FREE, "adjoint"),)
+    eta: float = parameter(1e-3, "error-to-current gain of the adjoint drive j = eta (y_hat - y)", unit="siemens",
+                           minimum=0.0, open_minimum=True)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        return (Phase("adjoint", inputs_on=False, mode="current", a=self.eta, b=-self.eta),)
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return (Term(-1.0 / self.eta, FREE, "adjoint"),)

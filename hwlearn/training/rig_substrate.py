@@ -1,8 +1,7 @@
 """Training on a Rig: the trainer's Substrate interface, served by plans run by the engine.
 
-Every sample goes through the rig one phase at a time, exactly as on a bench; the gradient of a
-mini-batch is the rule's estimate from the stacked per-sample measurements, the same rule code
-the fast simulated path calls.
+Every sample goes through the rig one phase at a time, exactly as on a bench: the rule runs its
+own plans (``rule.rig_gradient``), the same plans the fast simulated path executes on the solver.
 """
 
 from __future__ import annotations
@@ -10,27 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwlearn.engine import RunEngine
-from hwlearn.plans import (
-    check_rule_on_rig,
-    finite_difference_plan,
-    outputs_plan,
-    program_plan,
-    sample_plan,
-)
+from hwlearn.plans import Plan, check_rule_on_rig, outputs_plan, program_plan, single_sample
 from hwlearn.ports import Ports
 from hwlearn.rig import Rig, RigError
-from hwlearn.rules import FiniteDifference, PhaseMeasurement
-
-
-def _stack(per_sample: list[dict[str, PhaseMeasurement]]) -> dict[str, PhaseMeasurement]:
-    stacked = {}
-    for name in per_sample[0]:
-        volts = np.hstack([m[name].voltages for m in per_sample])
-        series = None
-        if per_sample[0][name].series is not None:
-            series = np.hstack([m[name].series for m in per_sample])
-        stacked[name] = PhaseMeasurement(volts, series)
-    return stacked
 
 
 class RigSubstrate:
@@ -66,18 +47,12 @@ class RigSubstrate:
     def resistances(self) -> np.ndarray:
         return np.asarray(self.rig.resistances(), dtype=float)
 
+    def run(self, plan: Plan):
+        """Run a plan written on sample blocks through the engine, one sample per block."""
+        return self.engine.run_plan(single_sample(plan))
+
     def gradient(self, rule, x, y):
-        known = self.resistances()
-        if isinstance(rule, FiniteDifference):
-            return self.engine.run_plan(finite_difference_plan(rule, self.ports, self.learnable, x, y, known))
-        per_sample, outputs = [], []
-        for b in range(x.shape[1]):
-            measured, y_hat = self.engine.run_plan(sample_plan(rule, self.ports, self.learnable, x[:, b], y[:, b],
-                                                               known))
-            per_sample.append(measured)
-            outputs.append(y_hat)
-        gradient = rule.gradient_from_measurements(_stack(per_sample), known[self.learnable])
-        return gradient, np.array(outputs).T
+        return rule.rig_gradient(self.run, self.ports, self.learnable, x, y, self.resistances())
 
     def exact_gradient(self, x, y) -> np.ndarray | None:
         return self.rig.exact_gradient(self.ports, self.learnable, x, y)
@@ -89,15 +64,12 @@ class RigSubstrate:
 
     def outputs(self, x) -> np.ndarray:
         x = np.atleast_2d(x)
-        return np.array([self.engine.run_plan(outputs_plan(self.ports, x[:, b])) for b in range(x.shape[1])]).T
+        return np.hstack([self.run(outputs_plan(self.ports, x[:, b:b + 1])) for b in range(x.shape[1])])
 
     def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
         """Every readable edge in each phase for one sample; NaN where the rig cannot read."""
         readable = np.setdiff1d(self.rig.capabilities.readable, self.ports.outputs)
-        if isinstance(rule, FiniteDifference):
-            return {}
-        measured, _ = self.engine.run_plan(sample_plan(rule, self.ports, readable, x[:, 0], y[:, 0],
-                                                       self.resistances()))
+        measured, _ = self.run(rule.phase_plan(self.ports, readable, x[:, :1], y[:, :1], self.resistances()))
         result = {}
         for name, m in measured.items():
             volts = np.full(self.network.n_edges, np.nan)

@@ -20,7 +20,7 @@ import numpy as np
 
 from hwlearn.documents import Checkpoint, RunEvent, StepRecord, Summary
 from hwlearn.engine import RunEngine
-from hwlearn.rules import mse_loss
+from hwlearn.loss import mse_loss
 from hwlearn.tasks import Task
 from hwlearn.training.updates import descend
 

@@ -1,4 +1,4 @@
-"""hwlearn reproduce: the three findings of PAPER.md section 4 as figures and a JSON table."""
+"""hwlearn reproduce: the paper's three qualitative findings (docs/reproduction.md) as figures and a JSON table."""
 
 from __future__ import annotations
 

@@ -14,19 +14,16 @@ from hwlearn.config import resolve
 from hwlearn.documents import StepRecord
 from hwlearn.engine import RunEngine
 from hwlearn.experiment import build_experiment
+from hwlearn.rules import RULES
 from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
 
-# Each rule with the learning rate of its example config. Two-phase and Coupled Learning estimate
-# the gradient scaled by the output conductance (1/1000 ohm here), hence 1000x the step (docs/iris.md).
-RULES = {
-    "omega": ({"name": "omega", "eta": 1e-3}, 30.0),
-    "ep": ({"name": "ep", "beta": 0.01}, 3e4),
-    "ep_symmetric": ({"name": "ep_symmetric", "beta": 0.01}, 3e4),
-    "coupled": ({"name": "coupled", "eta": 0.1}, 3e4),
-}
-LABELS = {"omega": "Omega-learning", "ep": "two-phase EP", "ep_symmetric": "two-phase EP, symmetric",
-          "coupled": "Coupled Learning"}
+# The rules compared, each at its registered defaults, with the learning rate of its example
+# config. Rules estimating in A^2 (two-phase, Coupled Learning) estimate the gradient scaled by
+# the output conductance (1/1000 ohm here), hence 1000x the step (docs/iris.md, docs/theory.md).
+LEARNING_RATES = {"W": 30.0, "A^2": 3e4}
+COMPARED = ("omega", "ep", "ep_symmetric", "coupled")
+LABELS = {name: RULES[name].label for name in COMPARED}
 
 
 @dataclass(frozen=True)
@@ -65,9 +62,10 @@ class History:
 
 
 def experiment_doc(rule_name: str, epochs: int, **sections) -> dict:
-    """An experiment document for a rule with its learning rate; ``sections`` update tables."""
-    rule_doc, lr = RULES[rule_name]
-    doc = {"name": f"reproduce-{rule_name}", "rule": dict(rule_doc),
+    """An experiment document for a rule at its defaults with its learning rate; ``sections``
+    update tables."""
+    lr = LEARNING_RATES[RULES[rule_name].units]
+    doc = {"name": f"reproduce-{rule_name}", "rule": {"name": rule_name},
            "training": {"learning_rate": lr, "epochs": epochs}}
     for key, value in sections.items():
         doc.setdefault(key, {}).update(value)

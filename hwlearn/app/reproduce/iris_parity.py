@@ -1,11 +1,11 @@
-"""Finding 1: on Iris, Omega-learning and two-phase reach similar accuracy (PAPER.md section 4)."""
+"""Finding 1: on Iris, Omega-learning and two-phase reach similar accuracy (docs/reproduction.md)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from hwlearn.app.reproduce.common import (
-    RULES,
+    COMPARED,
     Profile,
     TrainingPool,
     experiment_doc,
@@ -16,7 +16,7 @@ from hwlearn.app.reproduce.common import (
 def run(profile: Profile, pool: TrainingPool, progress) -> dict:
     curves, finals = {}, {}
     ceilings = None
-    for rule in RULES:
+    for rule in COMPARED:
         runs = pool.curves([(experiment_doc(rule, profile.epochs), seed) for seed in range(profile.seeds)])
         losses = np.array([r["train_loss"] for r in runs])
         accuracies = np.array([r["test_accuracy"] for r in runs])

@@ -7,7 +7,7 @@ target noise costs only a new moment matrix M = mean_s z_s z_s^T; many draws are
 Each estimator's bias is measured against its own noise-free limit: the exact gradient for
 Omega; for two-phase the beta -> 0 limit, the gradient of e^T P_o i, which on this crossbar (equal
 1 kOhm loads) is exactly the exact gradient divided by 1 kOhm; for Coupled Learning its eta -> 0
-limit. The two-phase prediction (PAPER.md section 3) is
+limit. The two-phase prediction (docs/theory.md, section 3) is
     bias = (beta / 2) [ mean_s (M P_o^T e_s)^2 + sigma^2 sum_o (M P_o^T u_o)^2 ],
 with M P_o^T e the branch currents driven by series sources e on the outputs.
 """
@@ -20,7 +20,7 @@ from hwlearn.app.launch import simulated_substrate
 from hwlearn.app.reproduce.common import Profile, TrainingPool, experiment_doc, mean_spread
 from hwlearn.config import resolve
 from hwlearn.experiment import build_experiment
-from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, TwoPhase
+from hwlearn.rules import FREE, CoupledLearning, LinearResponse, Omega, SymmetricTwoPhase, TwoPhase
 from hwlearn.solver import Excitation
 
 CHUNK = 2000
@@ -88,7 +88,7 @@ def gradient_bias(profile: Profile, progress, seed: int = 0) -> dict:
         for beta in profile.betas:
             predicted = beta / 2 * (np.mean(c ** 2, axis=1) + sigma ** 2 * np.sum(unit ** 2, axis=1))
             measure(TwoPhase(beta), "ep", "beta", beta, ep_limit, sigma, predicted)
-            measure(TwoPhase(beta, symmetric=True), "ep_symmetric", "beta", beta, ep_limit, sigma)
+            measure(SymmetricTwoPhase(beta), "ep_symmetric", "beta", beta, ep_limit, sigma)
             eta = min(beta, 1.0)
             measure(CoupledLearning(eta), "coupled", "eta", eta, cl_limit, sigma)
         progress(f"gradient bias at sigma {sigma}: done ({profile.bias_draws} draws per point)")
