@@ -116,3 +116,20 @@ def test_finite_difference_training_matches_omega_closely():
     fd.run(), om.run()
     assert isinstance(fd.rule, FiniteDifference)
     assert np.allclose(sub_fd.resistances(), sub_om.resistances(), rtol=1e-6)
+
+
+def test_a_stop_at_an_epoch_boundary_resumes_without_a_second_shuffle():
+    """A stop requested as an epoch ends used to be taken after the next epoch's order was drawn,
+    and the resume drew it again: the resumed run took another path."""
+    doc = {"training": {"epochs": 3}}
+    whole, _, sub_whole = _trainer(doc)
+    whole.run()
+    stop = threading.Event()
+    first, _, _ = _trainer(doc, stop=stop, progress=_StopAfter(stop, 7))  # 105 samples / 16 per batch: 7 steps
+    first.recorder = memory = _Memory()
+    assert first.run().status == "stopped"
+    arrays, state = memory.checkpoints[-1]
+    assert state["step"] == 7 and state["epoch"] == 1 and state["offset"] == 0
+    second, _, sub_second = _trainer(doc)
+    assert second.run(resume=second.restore(arrays, state)).status == "done"
+    assert np.array_equal(sub_second.circuit.true_resistances(), sub_whole.circuit.true_resistances())

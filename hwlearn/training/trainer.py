@@ -130,6 +130,11 @@ class Trainer:
             arrays["gradient"] = gradient
         return scalars, arrays
 
+    def _stopped(self, pos: Position, metrics: dict, started: float) -> Result:
+        self._checkpoint(pos)
+        self.recorder.event("stop", f"stopped at step {pos.step}, epoch {pos.epoch}", step=pos.step)
+        return Result("stopped", pos, metrics, time.monotonic() - started)
+
     def run(self, resume: Position | None = None) -> Result:
         s = self.settings
         n = len(self.task.train)
@@ -145,12 +150,15 @@ class Trainer:
         steps_total = s.epochs * -(-n // s.batch_size)
         while pos.epoch < s.epochs:
             if pos.offset == 0:
+                # A stop is taken before the epoch's order is drawn or after a step, never between:
+                # a checkpoint at offset 0 must hold the generator before the shuffle, which the
+                # resume then draws exactly once.
+                if self.stop.is_set():
+                    return self._stopped(pos, metrics, started)
                 pos.order = self.rngs["shuffle"].permutation(n)
             while pos.offset < n:
-                if self.stop.is_set():
-                    self._checkpoint(pos)
-                    self.recorder.event("stop", f"stopped at step {pos.step}, epoch {pos.epoch}", step=pos.step)
-                    return Result("stopped", pos, metrics, time.monotonic() - started)
+                if self.stop.is_set() and pos.offset > 0:
+                    return self._stopped(pos, metrics, started)
                 scalars, arrays = self._step(pos)
                 end_of_epoch = pos.offset >= n
                 if end_of_epoch:
