@@ -87,20 +87,30 @@ def experiment_field(key: str, where: str) -> Field:
     return node
 
 
-def _flatten(table: dict, prefix: str = "", is_leaf=lambda value: not isinstance(value, dict)) -> dict:
+def _flatten(table: dict, prefix: str = "", is_leaf=lambda path, value: not isinstance(value, dict)) -> dict:
     """{"rule": {"eta": [..]}} and {"rule.eta": [..]} both become {"rule.eta": [..]}."""
     out = {}
     for key, value in table.items():
         path = f"{prefix}.{key}" if prefix else key
-        if is_leaf(value):
+        if is_leaf(path, value):
             out[path] = value
         else:
             out.update(_flatten(value, path, is_leaf))
     return out
 
 
-def _is_distribution(value) -> bool:
-    return not isinstance(value, dict) or (bool(value) and set(value) <= set(DISTRIBUTIONS))
+def _names_value(path: str) -> bool:
+    node = EXPERIMENT
+    for part in path.split("."):
+        if not isinstance(node, Section) or part not in node.fields:
+            return False
+        node = node.fields[part]
+    return isinstance(node, Field)
+
+
+def _is_distribution(path: str, value) -> bool:
+    """Where a [random] entry stops: at a value's key, or at a table of distribution names."""
+    return not isinstance(value, dict) or _names_value(path) or (bool(value) and set(value) <= set(DISTRIBUTIONS))
 
 
 def _grid(table, source: str) -> dict[str, list]:
@@ -122,7 +132,7 @@ def _random_axis(key: str, spec, source: str) -> RandomAxis:
     check = Validator(source)
     path = f"random.{key}"
     experiment_field(key, f"{source}: [random]")
-    if not isinstance(spec, dict) or len(spec) != 1:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         check.fail(path, spec, f"must be one distribution: {{ {' | '.join(f'{d} = [...]' for d in DISTRIBUTIONS)} }}")
     (distribution, arguments), = spec.items()
     where = f"{path}.{distribution}"

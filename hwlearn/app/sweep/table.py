@@ -14,6 +14,9 @@ from hwlearn.runstore.jsontext import finite_or_null
 from hwlearn.runstore.metadata import utc_iso
 
 SCHEMA = "hwlearn.sweep.show/1"
+# Reported, never recorded: the index says running but its client is gone (killed); --resume
+# looks at the point's run folder and continues it.
+INTERRUPTED = "interrupted"
 
 
 def _key(params: dict) -> str:
@@ -42,6 +45,8 @@ def sweep_document(sweep_dir) -> dict:
             group["done"] += 1
             for name in metric_names:
                 group["values"].setdefault(name, []).append(p.metrics.get(name))
+    gone = snapshot.client["alive"] is False or snapshot.client["closed"] is not None
+    states = {p.id: INTERRUPTED if p.state == "running" and gone else p.state for p in points}
     doc = {
         "schema": SCHEMA,
         "sweep_dir": str(sweep_dir),
@@ -51,9 +56,9 @@ def sweep_document(sweep_dir) -> dict:
         "axes": axes,
         "short_names": short_names(axes),
         "metric_names": metric_names,
-        "counts": {state: sum(p.state == state for p in points) for state in STATES},
+        "counts": {state: sum(s == state for s in states.values()) for state in (*STATES, INTERRUPTED)},
         "client": {key: snapshot.client[key] for key in ("host", "pid", "alive", "executor", "session")},
-        "points": [{"id": p.id, "name": p.name, "params": p.params, "seed": p.seed, "state": p.state,
+        "points": [{"id": p.id, "name": p.name, "params": p.params, "seed": p.seed, "state": states[p.id],
                     "attempts": p.attempts, "error": p.error, "metrics": p.metrics,
                     "elapsed_seconds": p.elapsed_seconds} for p in points],
         "settings": [{"params": g["params"], "seeds": g["seeds"], "done": g["done"],
