@@ -9,7 +9,7 @@ from hwlearn.errors import ConfigError
 from hwlearn.experiment import build_experiment
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
-EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name]
+EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name and not p.name.startswith("sweep-")]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)

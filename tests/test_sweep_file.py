@@ -8,7 +8,7 @@ import pytest
 from hwlearn.app.sweep import expand, load_sweep
 from hwlearn.cli import with_default_verb
 from hwlearn.errors import ConfigError
-from tests.cli_helpers import hwlearn
+from tests.cli_helpers import ROOT, hwlearn
 
 EXPERIMENT = """
 name = "teacher"
@@ -123,3 +123,10 @@ def test_resume_and_show_refuse_folders_that_hold_no_sweep(tmp_path):
     assert proc.returncode == 2 and "not a sweep folder" in proc.stderr
     proc = hwlearn("sweep", "show", tmp_path, check=False)
     assert proc.returncode == 2 and "not a sweep folder (index.sqlite is missing)" in proc.stderr
+
+
+def test_every_example_sweep_expands():
+    examples = sorted((ROOT / "examples").glob("sweep-*.toml"))
+    assert examples
+    for path in examples:
+        assert len(expand(load_sweep(path))) > 1
