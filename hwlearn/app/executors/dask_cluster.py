@@ -2,9 +2,9 @@
 
 The client connects to the scheduler (``tcp://HOST:PORT``); each task is submitted with
 ``pure=False`` (a training is run for its side effects, never served from a cache). Stop
-requests travel as a named ``distributed.Event`` that every running task watches. Each task runs
-with BLAS and OpenMP on one thread; start workers with ``--nthreads 1`` and as many processes as
-cores (docs/scaling.md): trainings are Python-bound and share no state, so threads in one worker
+requests travel as a named ``distributed.Event`` that every running task watches. A worker
+process runs BLAS and OpenMP on one thread from its first task on; start workers with
+``--nthreads 1`` and as many processes as cores (docs/scaling.md): trainings are Python-bound and share no state, so threads in one worker
 process only contend for its interpreter lock.
 """
 
@@ -41,8 +41,8 @@ def _watch(event, stop: threading.Event, finished: threading.Event) -> None:
 
 
 def on_worker(fn, args: tuple, stop_event: str):
-    """What a Dask worker runs: ``fn(*args, stop=...)`` with one BLAS thread, ``stop`` set when
-    the client requests a stop."""
+    """What a Dask worker runs: ``fn(*args, stop=...)``, ``stop`` set when the client requests a
+    stop. From its first task on, the worker process runs BLAS and OpenMP on one thread."""
     import distributed
     from threadpoolctl import threadpool_limits
 
@@ -53,9 +53,11 @@ def on_worker(fn, args: tuple, stop_event: str):
     finished = threading.Event()
     watcher = threading.Thread(target=_watch, args=(event, stop, finished), name="hwlearn-stop-watch", daemon=True)
     watcher.start()
+    # For the whole worker process, not around the call: a context would restore the previous
+    # limit when one task ends while another thread of the same worker still trains.
+    threadpool_limits(limits=1)
     try:
-        with threadpool_limits(limits=1):
-            return fn(*args, stop=stop)
+        return fn(*args, stop=stop)
     finally:
         finished.set()
 
