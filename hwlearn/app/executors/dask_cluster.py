@@ -4,8 +4,8 @@ The client connects to the scheduler (``tcp://HOST:PORT``); each task is submitt
 ``pure=False`` (a training is run for its side effects, never served from a cache). Stop
 requests travel as a named ``distributed.Event`` that every running task watches. A worker
 process runs BLAS and OpenMP on one thread from its first task on; start workers with
-``--nthreads 1`` and as many processes as cores (docs/scaling.md): trainings are Python-bound and share no state, so threads in one worker
-process only contend for its interpreter lock.
+``--nthreads 1`` and as many processes as cores (docs/scaling.md): trainings are Python-bound
+and share no state, so threads in one worker process only contend for its interpreter lock.
 """
 
 from __future__ import annotations
