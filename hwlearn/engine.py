@@ -59,8 +59,11 @@ class EngineStopped(HwlearnError):
 
 
 class RunEngine:
-    def __init__(self, rig: Rig | None = None, subscribers: Sequence[Subscriber] = ()):
-        """rig: what plans run on (None for the simulated fast path, which has no plans)."""
+    def __init__(self, rig: Rig | None = None, subscribers: Sequence[Subscriber] = (),
+                 stop_event: threading.Event | None = None):
+        """rig: what plans run on (None for the simulated fast path, which has no plans).
+        stop_event: an event another party sets to ask for a clean stop (an executor whose client
+        went away); seen at the next boundary, as stop()."""
         self.rig = rig
         self.state = "idle"
         self.detail = ""
@@ -70,6 +73,7 @@ class RunEngine:
         self._subscribers: list[Subscriber] = list(subscribers)
         self._broken_views: set[int] = set()
         self._announced = ""  # the last stop or abort request recorded as a status
+        self._stop_event = stop_event
         self._cond = threading.Condition()
         self._estop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +149,8 @@ class RunEngine:
         """Called between samples (by run_plan) and between steps (by the trainer). Waits while
         paused, with the rig idle; raises EngineStopped when aborting; returns True when a clean
         stop is requested and ``where`` is 'step' (stops only end whole steps)."""
+        if self._stop_event is not None and self._stop_event.is_set():
+            self.stop()
         with self._cond:
             if self.state == "paused":
                 self._hold_paused()

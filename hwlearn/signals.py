@@ -61,3 +61,22 @@ def control_by_signals(engine):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _EventControl:
+    """A stop event steered like an engine: stop and abort both set it."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def stop(self) -> None:
+        self.event.set()
+
+    def abort(self) -> None:
+        self.event.set()
+
+
+def stop_on_signals(stop: threading.Event):
+    """control_by_signals for work that is not one run (a sweep): the first Ctrl-C or SIGTERM sets
+    ``stop``, the second interrupts."""
+    return control_by_signals(_EventControl(stop))

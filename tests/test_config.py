@@ -15,7 +15,7 @@ from hwlearn.rules import RULES, FiniteDifference, RuleParameterError, parameter
 from tests.bench_helpers import config_of, example_doc
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
-EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name]
+EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name and not p.name.startswith("sweep-")]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)

@@ -134,3 +134,4 @@ def test_finite_difference_training_matches_omega_closely():
     fd.run(), om.run()
     assert isinstance(fd.rule, FiniteDifference)
     assert np.allclose(sub_fd.resistances(), sub_om.resistances(), rtol=1e-6)
+

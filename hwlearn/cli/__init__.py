@@ -11,7 +11,8 @@ import sys
 from hwlearn import __version__
 from hwlearn.errors import HwlearnError
 
-COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "bench", "virtual-bench"]
+COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "sweep", "bench",
+            "virtual-bench"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,19 +26,33 @@ class Parser(argparse.ArgumentParser):
         self._negative_number_matcher = self.NUMBERS
 
 
+def _module(name: str):
+    return __import__(f"hwlearn.cli.{name.replace('-', '_')}", fromlist=["add_parser"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hwlearn", description="Train physical resistor networks in the loop.")
     parser.add_argument("--version", action="version", version=f"hwlearn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = __import__(f"hwlearn.cli.{name.replace('-', '_')}", fromlist=["add_parser"])
-        module.add_parser(sub)
+        _module(name).add_parser(sub)
     return parser
+
+
+def with_default_verb(argv: list[str]) -> list[str]:
+    """A command with verbs and a DEFAULT_VERB (``hwlearn sweep FILE`` = ``hwlearn sweep run FILE``):
+    insert the verb when the word after the command is none of its verbs nor a help option."""
+    if len(argv) >= 2 and argv[0] in COMMANDS:
+        module = _module(argv[0])
+        default = getattr(module, "DEFAULT_VERB", None)
+        if default and argv[1] not in (*module.VERBS, "-h", "--help"):
+            return [argv[0], default, *argv[1:]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_verb(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.run(args) or 0)
     except HwlearnError as exc:

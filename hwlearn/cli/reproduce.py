@@ -14,6 +14,10 @@ def add_parser(sub) -> None:
                        "updates, over several seeds (docs/reproduction.md).")
     p.add_argument("out_dir", help="folder for the PNG figures and results.json")
     p.add_argument("--quick", action="store_true", help="fewer seeds, epochs and points (under 2 minutes)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per core)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train on the Dask cluster of this scheduler (tcp://HOST:PORT; needs hwlearn[dask])")
     p.set_defaults(run=run)
 
 
@@ -31,7 +35,8 @@ def run(args) -> int:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write there ({exc.strerror or exc})") from None
-    table = reproduce(out, quick=args.quick, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    table = reproduce(out, quick=args.quick, progress=lambda line: print(line, file=sys.stderr, flush=True),
+                      workers=args.workers, scheduler=args.scheduler)
     iris = table["iris"]
     print(f"wrote {', '.join(table['figures'])} and results.json to {out} in {table['elapsed_seconds']} s")
     print(f"Iris test accuracy ({table['seeds']} seeds; linear ceiling "

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwlearn.cli.train import default_run_dir, describe, summary
+from hwlearn.app.training import RunOutcome, describe
+from hwlearn.cli.train import default_run_dir, summary
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
 from hwlearn.experiment import build_experiment
@@ -107,6 +108,7 @@ def run(args) -> int:
         result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
                                           progress=progress, metadata=metadata, synchronous="FULL")
         trips = bench.round_trips.total
-    print(summary(result, run_dir, experiment, resume_command=f"hwlearn run --resume {run_dir} --bench {args.bench}"))
+    resume = f"hwlearn run --resume {run_dir} --bench {args.bench}"
+    print(summary(RunOutcome.of(result, run_dir), resume_command=resume))
     print(f"instrument round trips: {trips}")
     return 0 if result.status == "done" else 130

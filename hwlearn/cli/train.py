@@ -6,13 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-from hwlearn.app.launch import simulated_substrate
+from hwlearn.app.training import RunOutcome, train_simulated
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
-from hwlearn.experiment import Experiment, build_experiment
 from hwlearn.runstore import RunReader
 from hwlearn.training.progress import ProgressBar
-from hwlearn.training.session import train_in_folder
 
 
 def add_parser(sub) -> None:
@@ -38,19 +36,9 @@ def default_run_dir(config: dict, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def describe(experiment: Experiment, substrate) -> str:
-    cfg = experiment.config
-    rule = cfg["rule"]
-    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name")
-    net = experiment.network
-    return (f"rule      {rule['name']}{f' ({params})' if params else ''}\n"
-            f"task      {cfg['task']['name']} ({len(experiment.task.train)} train / {len(experiment.task.test)} test)\n"
-            f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate.description}")
-
-
-def summary(result, run_dir: Path, experiment: Experiment, resume_command: str | None = None) -> str:
+def summary(outcome: RunOutcome, resume_command: str | None = None) -> str:
     """The closing lines of a run; ``resume_command`` is printed for a stopped run."""
-    m = result.metrics
+    m, run_dir = outcome.metrics, outcome.run_dir
     reader = RunReader(run_dir)
     try:
         status = reader.status().status
@@ -58,8 +46,7 @@ def summary(result, run_dir: Path, experiment: Experiment, resume_command: str |
     finally:
         reader.close()
     lines = [f"run       {run_dir}  ({status})",
-             f"progress  {result.position.epoch} epochs, {result.position.step} steps "
-             f"in {result.elapsed_seconds:.1f} s"]
+             f"progress  {outcome.epochs} epochs, {outcome.steps} steps in {outcome.elapsed_seconds:.1f} s"]
     if "train_loss" in m:
         lines.append(f"loss      train {m['train_loss']:.4e}   test {m['test_loss']:.4e}   "
                      f"(least squares: train {ceiling.get('linear_ceiling_train_loss', float('nan')):.4e})")
@@ -88,10 +75,8 @@ def run(args) -> int:
     else:
         config = load_experiment(args.config, seed=args.seed)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
-    experiment = build_experiment(config, args.config or str(run_dir))
-    substrate = simulated_substrate(experiment, backend=args.backend)
-    print(describe(experiment, substrate), file=sys.stderr)
-    progress = None if args.quiet else ProgressBar()
-    result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume), progress=progress)
-    print(summary(result, run_dir, experiment))
-    return 0 if result.status == "done" else 130
+    outcome = train_simulated(config, run_dir, resume=bool(args.resume), backend=args.backend,
+                              progress=None if args.quiet else ProgressBar(), source=args.config or str(run_dir),
+                              announce=lambda text: print(text, file=sys.stderr))
+    print(summary(outcome))
+    return 0 if outcome.status == "done" else 130

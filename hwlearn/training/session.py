@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 
 from hwlearn.documents import RunStart, Subscriber
@@ -49,17 +50,19 @@ class TrainingSession:
     resume: continue the run in ``run_dir`` from its latest checkpoint (from the start when it
     has none). metadata: facts for metadata.json (bench name, instrument identities).
     synchronous: SQLite's durability; NORMAL survives a killed process (a simulation), FULL
-    also a power cut (benches). Checkpoints are always fully durable."""
+    also a power cut (benches). Checkpoints are always fully durable. stop: an event that asks
+    for a clean stop when set (besides the engine's verbs)."""
 
     def __init__(self, experiment: Experiment, substrate, run_dir: str | Path, *, resume: bool = False,
-                 metadata: dict | None = None, synchronous: str = "NORMAL", views: tuple[Subscriber, ...] = ()):
+                 metadata: dict | None = None, synchronous: str = "NORMAL", views: tuple[Subscriber, ...] = (),
+                 stop: threading.Event | None = None):
         self.experiment = experiment
         self.substrate = substrate
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.metadata = metadata or {}
         self.synchronous = synchronous
-        self.engine = RunEngine(substrate.rig)
+        self.engine = RunEngine(substrate.rig, stop_event=stop)
         self._views = list(views)
         self.trainer = Trainer(substrate, experiment.task, experiment.rule, settings_from(experiment.config),
                                experiment.rngs, engine=self.engine)
@@ -130,9 +133,10 @@ class TrainingSession:
 
 def train_in_folder(experiment: Experiment, substrate, run_dir: str | Path, *, resume: bool = False,
                     progress=None, metadata: dict | None = None, synchronous: str = "NORMAL",
-                    views: tuple[Subscriber, ...] = ()) -> tuple[Result, Path]:
+                    views: tuple[Subscriber, ...] = (), stop: threading.Event | None = None) -> tuple[Result, Path]:
     """Train in this thread, recording into ``run_dir``; returns (result, run_dir). Raises the
     error that ended the run (after recording it), EngineStopped for an abort."""
     session = TrainingSession(experiment, substrate, run_dir, resume=resume, metadata=metadata,
-                              synchronous=synchronous, views=(*(() if progress is None else (progress,)), *views))
+                              synchronous=synchronous, views=(*(() if progress is None else (progress,)), *views),
+                              stop=stop)
     return session.run(), session.run_dir

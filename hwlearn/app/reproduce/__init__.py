@@ -27,12 +27,14 @@ def _plain(value):
     return value
 
 
-def reproduce(out_dir: Path, quick: bool = False, progress=print, profile: Profile | None = None) -> dict:
-    """Run the three studies, write the figures and results.json into ``out_dir``."""
+def reproduce(out_dir: Path, quick: bool = False, progress=print, profile: Profile | None = None,
+              workers: int | None = None, scheduler: str | None = None) -> dict:
+    """Run the three studies, write the figures and results.json into ``out_dir``. The trainings
+    run on ``workers`` local processes (default one per core) or the Dask cluster at ``scheduler``."""
     profile = profile or (QUICK if quick else FULL)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with TrainingPool() as pool:
+    with TrainingPool(workers, scheduler) as pool:
         iris = iris_parity.run(profile, pool, progress)
         bias = noise_bias.gradient_bias(profile, progress)
         noisy = noise_bias.training_under_noise(profile, pool, progress)

@@ -1,18 +1,18 @@
-"""Shared pieces of the reproduction: study sizes, rule settings, training with a history."""
+"""Shared pieces of the reproduction: study sizes, rule settings, trainings on an executor."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from hwlearn.app.executors import make_executor
 from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import resolve
 from hwlearn.documents import StepRecord
 from hwlearn.engine import RunEngine
+from hwlearn.errors import HwlearnError
 from hwlearn.experiment import build_experiment
 from hwlearn.rules import RULES
 from hwlearn.training.session import settings_from
@@ -72,19 +72,23 @@ def experiment_doc(rule_name: str, epochs: int, **sections) -> dict:
     return doc
 
 
-def train(doc: dict, seed: int):
-    """Train one configuration; returns (History, experiment)."""
+def train(doc: dict, seed: int, stop: threading.Event | None = None):
+    """Train one configuration in memory (no run folder: for these short runs the folder's writes
+    would cost more than the training); returns (History, experiment)."""
     config = resolve(doc, "<reproduce>", seed=seed)
     experiment = build_experiment(config)
     history = History()
     trainer = Trainer(simulated_substrate(experiment), experiment.task, experiment.rule, settings_from(config),
-                      experiment.rngs, engine=RunEngine(None, [history]))
-    trainer.run()
+                      experiment.rngs, engine=RunEngine(None, [history], stop_event=stop))
+    if trainer.run().status != "done":
+        raise HwlearnError(f"reproduction run {doc['name']} seed {seed} was stopped before its end")
     return history, experiment
 
 
-def _curves(job: tuple[dict, int]) -> dict:
-    history, experiment = train(*job)
+def curves_of(doc: dict, seed: int, *, stop: threading.Event) -> dict:
+    """Per-epoch curves (train_loss, test_loss, test_accuracy, from epoch 0) and the linear
+    ceiling's test accuracy of one training; runs on a worker of the executor."""
+    history, experiment = train(doc, seed, stop)
     curves = {key: history.series(key) for key in ("train_loss", "test_loss", "test_accuracy")
               if key in history.epochs[0]}
     curves["ceiling"] = experiment.task.linear_ceiling().get("test_accuracy")
@@ -92,28 +96,23 @@ def _curves(job: tuple[dict, int]) -> dict:
 
 
 class TrainingPool:
-    """Independent training runs spread over worker processes, one per core, started once for
-    the whole reproduction (starting a Python with numpy and scipy costs about a second)."""
+    """The reproduction's independent trainings on an executor (hwlearn.app.executors): a local
+    pool of worker processes, one per core, or a Dask cluster; started once for the whole
+    reproduction (starting a Python with numpy and scipy costs about a second)."""
 
-    def __init__(self, workers: int | None = None):
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = None
-        if self.workers > 1:
-            context = multiprocessing.get_context("spawn")  # no inherited threads or BLAS state
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self.executor = make_executor(workers, scheduler)
 
     def curves(self, jobs: list[tuple[dict, int]]) -> list[dict]:
-        """Per-epoch curves (train_loss, test_loss, test_accuracy) and the ceiling per (doc, seed)."""
-        if self._pool is None:
-            return [_curves(job) for job in jobs]
-        return list(self._pool.map(_curves, jobs))
+        """Per-epoch curves and the ceiling per (doc, seed), in the order of ``jobs``."""
+        futures = [self.executor.submit(curves_of, doc, seed) for doc, seed in jobs]
+        return [future.result() for future in futures]
 
     def __enter__(self) -> TrainingPool:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+        self.executor.close()
 
 
 def mean_spread(values) -> dict:
