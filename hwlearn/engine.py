@@ -99,6 +99,15 @@ class RunEngine:
               step: int | None = None) -> None:
         self.publish(RunEvent(kind, message, level, data, step))
 
+    def report_instruments(self, step: int | None = None, why: str = "status") -> None:
+        """Publish the rig's instrument states (Rig.health) as an 'instruments' event, for the
+        displays of this and other processes; nothing for a rig without instruments."""
+        if self.rig is None:
+            return
+        health = self.rig.health()
+        if health:
+            self.event("instruments", f"instrument {why}", level="debug", data=health, step=step)
+
     # ================================================================ verbs (any thread)
     def pause(self) -> None:
         with self._cond:
@@ -273,6 +282,10 @@ class RunEngine:
             if failures:
                 detail = "; ".join(filter(None, [detail, "safe state failed: " + "; ".join(failures)]))
                 status = "failed"
+            try:
+                self.report_instruments(why="states after the safe state")
+            except Exception:
+                log.exception("recording the instruments' final states")
             with self._cond:
                 self.state = status
                 self.detail = detail

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from hwlearn.app.launch import simulated_substrate
+from hwlearn.app.sessions import default_run_dir
+from hwlearn.app.sessions import describe as describe_experiment
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
 from hwlearn.experiment import Experiment, build_experiment
@@ -28,24 +29,8 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def default_run_dir(config: dict, root: Path = Path("runs")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    base = root / f"{config['name']}-{stamp}-seed{config['seeds']['base']}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = Path(f"{base}-{n}")
-    return candidate
-
-
 def describe(experiment: Experiment, substrate) -> str:
-    cfg = experiment.config
-    rule = cfg["rule"]
-    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name")
-    net = experiment.network
-    return (f"rule      {rule['name']}{f' ({params})' if params else ''}\n"
-            f"task      {cfg['task']['name']} ({len(experiment.task.train)} train / {len(experiment.task.test)} test)\n"
-            f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate.description}")
+    return describe_experiment(experiment, substrate.description)
 
 
 def summary(result, run_dir: Path, experiment: Experiment, resume_command: str | None = None) -> str:
