@@ -275,8 +275,12 @@ class RunEngine:
             status, error = "aborted", exc
             detail = "interrupted (Ctrl-C)"
         except BaseException as exc:
-            status, detail, error = "failed", f"{type(exc).__name__}: {exc}", exc
-            self._record_exception(exc)
+            if self._estop.is_set():  # a rig call the emergency stop cut short: the stop ended the run
+                status, detail, error = "aborted", f"emergency stop (cut short: {type(exc).__name__}: {exc})", exc
+                self._record_exception(exc, level="warning")
+            else:
+                status, detail, error = "failed", f"{type(exc).__name__}: {exc}", exc
+                self._record_exception(exc)
         finally:
             failures = self._make_safe("end of the run")
             if failures:
@@ -356,9 +360,9 @@ class RunEngine:
                     log.exception("recording a safe-state failure")
         return failures
 
-    def _record_exception(self, exc: BaseException) -> None:
+    def _record_exception(self, exc: BaseException, level: str = "error") -> None:
         try:
-            self.event("exception", f"{type(exc).__name__}: {exc}", level="error",
+            self.event("exception", f"{type(exc).__name__}: {exc}", level=level,
                        data={"traceback": "".join(traceback.format_exception(exc))})
         except Exception:
             log.exception("recording the exception that ended the run")

@@ -10,7 +10,8 @@ import sys
 from hwlearn import __version__
 from hwlearn.errors import HwlearnError
 
-COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "bench", "virtual-bench"]
+COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "bench", "virtual-bench",
+            "gui"]
 
 
 class Parser(argparse.ArgumentParser):
