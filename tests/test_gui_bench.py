@@ -5,9 +5,10 @@ folder and the emulators' own state (every source at 0 V and off, relays open, b
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from hwlearn.cli import main
 from hwlearn.runstore import RunReader
 from simulator.virtual_bench import VirtualBench
-from tests.bench_helpers import example_config
+from tests.bench_helpers import example_config, served_bench_file
 from tests.gui_helpers import WAIT_MS, experiment_file, wait_ended
 
 LEFT = QtCore.Qt.LeftButton
@@ -75,25 +76,34 @@ def test_estop_puts_every_emulated_source_at_0_v_and_off_and_ends_the_run_aborte
         assert reader.status().status == "aborted"
 
 
-def test_closing_the_window_during_a_bench_run_asks_stops_and_leaves_the_bench_safe(
-        qtbot, make_window, tmp_path, bench):
-    window = make_window()
-    _prepare(window, tmp_path, bench, epochs=200)
-    window.start_run()
-    qtbot.waitUntil(lambda: window.launched is not None and (window.state.step or 0) >= 2, timeout=WAIT_MS)
+def test_closing_the_window_during_a_bench_run_asks_stops_leaves_the_bench_safe_and_the_cli_resumes_it(
+        qtbot, make_window, tmp_path):
+    with served_bench_file(tmp_path) as (vb, bench_file):
+        window = make_window()
+        experiment = experiment_file(tmp_path, "bench-teacher-omega", training__epochs=6)
+        window.prepare(experiment, bench_file)
+        window.start_run()
+        qtbot.waitUntil(lambda: window.launched is not None and (window.state.step or 0) >= 2, timeout=WAIT_MS)
 
-    def answer(choice):
-        box = QtWidgets.QApplication.activeModalWidget()
-        assert isinstance(box, QtWidgets.QMessageBox), box
-        next(b for b in box.buttons() if b.text().startswith(choice)).click()
+        def answer(choice):
+            box = QtWidgets.QApplication.activeModalWidget()
+            assert isinstance(box, QtWidgets.QMessageBox), box
+            next(b for b in box.buttons() if b.text().startswith(choice)).click()
 
-    QtCore.QTimer.singleShot(0, lambda: answer("Keep running"))
-    window.close()
-    assert window.isVisible() and not window.launched.released  # the run goes on
+        QtCore.QTimer.singleShot(0, lambda: answer("Keep running"))
+        window.close()
+        assert window.isVisible() and not window.launched.released  # the run goes on
 
-    QtCore.QTimer.singleShot(0, lambda: answer("Stop cleanly"))
-    window.close()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)  # closed itself once the bench was safe
-    assert window.launched.released and _all_safe(bench)
-    with RunReader(window.launched.run_dir) as reader:
-        assert reader.status().status == "stopped"
+        QtCore.QTimer.singleShot(0, lambda: answer("Stop cleanly"))
+        window.close()
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)  # closed itself once the bench was safe
+        assert window.launched.released and _all_safe(vb)
+        run_dir = window.launched.run_dir
+        with RunReader(run_dir) as reader:
+            assert reader.status().status == "stopped"
+            assert reader.metadata()["bench_file"] == str(bench_file)
+
+        assert main(["run", "--resume", str(run_dir), "--bench", str(bench_file), "--quiet"]) == 0
+        assert _all_safe(vb)
+    with RunReader(run_dir) as reader:
+        assert reader.status().status == "done" and reader.last_step().step == 6 * 4

@@ -47,9 +47,9 @@ def test_a_simulated_run_started_in_the_window_pauses_resumes_stops_and_resumes_
     # The curves hold every recorded step, exactly as on disk.
     with RunReader(run_dir) as reader:
         recorded, losses = reader.scalars(["batch_loss"])["batch_loss"]
-    shown_steps, shown = window.curves.curves["batch_loss"].getData()
-    np.testing.assert_array_equal(shown_steps, recorded)
-    np.testing.assert_array_equal(shown, losses)
+    curve = window.curves.curves["batch_loss"]  # xData, yData: the data given, before the log scale
+    np.testing.assert_array_equal(curve.xData, recorded)
+    np.testing.assert_array_equal(curve.yData, losses)
     assert c.start.isEnabled() and not c.stop.isEnabled()
 
     assert main(["show", str(run_dir)]) == 0
