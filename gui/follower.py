@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gui.bridge import ArrayFrame, ArraySteps, Bridge, Reset, RunInfo
 from hwlearn.documents import RunEvent, RunStart, RunStop, StatusChange, StepRecord, Summary
-from hwlearn.runstore import FINAL, NotARunError, RunReader, RunStoreError
+from hwlearn.runstore import CRASHED, FINAL, NotARunError, RunReader, RunStoreError
 
 log = logging.getLogger("hwlearn.gui")
 
@@ -100,9 +100,11 @@ class RunFollower:
         now = (status.status, status.detail)
         if now != self.status:
             self.status = now
-            self._put(StatusChange(status.status, status.detail, time=status.time))
+            # A crashed writer's end is its last write, not its last recorded status.
+            when = status.heartbeat if status.status == CRASHED else status.time
+            self._put(StatusChange(status.status, status.detail, time=when))
             if status.status in FINAL:
-                self._put(RunStop(status.status, status.detail, time=status.time))
+                self._put(RunStop(status.status, status.detail, time=when))
         return not status.active
 
     def _start(self, reader: RunReader, status) -> None:

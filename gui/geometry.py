@@ -1,10 +1,12 @@
 """Where each edge of a run's network is drawn (no Qt here: plain arrays, tested alone).
 
-Three layouts, chosen by the network itself:
+Layouts, chosen by the network itself:
 - a crossbar (edges named ``Rx{layer}_{i}_{j}``) is a heat map of its crosspoints, one block per
   layer (rows: the lines it comes from, columns: the lines it goes to), the input edges as a
   column left of the first block and the output edges as a row under the last one;
-- a lattice (nodes named ``n{row}_{col}``) is drawn on its grid, row 0 at the top;
+- a lattice (nodes named ``n{row}_{col}``) is drawn on its grid, row 0 at the top: as line
+  segments, or from LARGE_LATTICE edges on as an image whose pixels between node pixels are the
+  edges;
 - any other graph gets a layout computed once (spectral, then relaxed by a force-directed pass)
   and cached in the run folder (``gui-layout.npz``), so every view of the run draws it alike.
 
@@ -29,6 +31,9 @@ from hwlearn.network import Network
 from hwlearn.network_file import network_from_dict
 
 LAYOUT_CACHE = "gui-layout.npz"
+# From this many edges on, a lattice is drawn as an image (an edge is the pixel between its two
+# nodes' pixels): one blit instead of thousands of line segments, so the map stays live.
+LARGE_LATTICE = 2000
 _CROSSPOINT = re.compile(r"^Rx(\d+)_(\d+)_(\d+)$")
 _INPUT_LINE = re.compile(r"^Rin(\d+)$")
 _OUTPUT_LINE = re.compile(r"^Rout(\d+)$")
@@ -109,9 +114,12 @@ def geometry_for(network: Network, learnable: np.ndarray, cache_dir: Path | None
         geometry = _crossbar(network, classes)
     else:
         positions = _grid_positions(network)
-        if positions is None:
-            positions = _cached_layout(network, cache_dir)
-        geometry = _segments(network, classes, positions)
+        if positions is not None and network.n_edges >= LARGE_LATTICE:
+            geometry = _lattice_cells(network, classes, positions)
+        else:
+            if positions is None:
+                positions = _cached_layout(network, cache_dir)
+            geometry = _segments(network, classes, positions)
     geometry.learnable = np.asarray(learnable, dtype=np.int64)
     geometry.title = network.title
     return geometry
@@ -159,6 +167,16 @@ def _segments(network: Network, classes: dict, positions: np.ndarray) -> EdgeGeo
     mid = np.column_stack([(x0 + x1) / 2, (y0 + y1) / 2])
     return EdgeGeometry("segments", tuple(network.edge_names), mid, classes, np.zeros(0, dtype=np.int64),
                         x0=x0, y0=y0, x1=x1, y1=y1)
+
+
+def _lattice_cells(network: Network, classes: dict, positions: np.ndarray) -> EdgeGeometry:
+    """Node (r, c) at pixel (2r, 2c); the edge between two nodes at the pixel between them."""
+    r, c = np.rint(-positions[:, 1]).astype(np.int64), np.rint(positions[:, 0]).astype(np.int64)
+    a, b = network.edge_a, network.edge_b
+    row, col = r[a] + r[b], c[a] + c[b]
+    mid = np.column_stack([col + 0.5, row + 0.5]).astype(float)
+    return EdgeGeometry("cells", tuple(network.edge_names), mid, classes, np.zeros(0, dtype=np.int64),
+                        shape=(2 * int(r.max()) + 1, 2 * int(c.max()) + 1), row=row, col=col)
 
 
 def _grid_positions(network: Network) -> np.ndarray | None:

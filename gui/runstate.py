@@ -74,6 +74,7 @@ class RunState:
         self.new_events: list[RunEvent] = []
         self.instruments: dict = {}
         self.instruments_step: int | None = None
+        self.instruments_note = ""
         self.dirty: set[str] = {"status", "plots", "map", "instruments", "events"}
 
     # ------------------------------------------------------------------ facts
@@ -115,22 +116,32 @@ class RunState:
             if item.kind == "instruments" and item.data:
                 self.instruments = item.data
                 self.instruments_step = item.step
+                self.instruments_note = item.message
                 self.dirty.add("instruments")
         elif isinstance(item, ArrayFrame):
             self._frame(item)
         elif isinstance(item, ArraySteps):
             self._array_steps(item.steps)
         elif isinstance(item, StatusChange):
+            if (item.state, item.detail) != (self.state, self.detail):
+                self._note("status", item.state + (f": {item.detail}" if item.detail else ""), item.time,
+                           "error" if item.state in ("failed", "crashed") else "info")
             self.state, self.detail = item.state, item.detail
             if item.state in FINAL_STATES:
                 self.stop_time = item.time
             self.dirty.add("status")
         elif isinstance(item, RunStop):
+            if (item.status, item.detail) != (self.state, self.detail):
+                self._note("status", item.status + (f": {item.detail}" if item.detail else ""), item.time,
+                           "error" if item.status == "failed" else "info")
             self.state, self.detail = item.status, item.detail
             self.stop_time = item.time
             self.dirty.update({"status", "plots"})
         elif isinstance(item, RunStart):
             self.config, self.rig, self.plan = item.config, item.rig, item.plan
+            self._note("start", f"{item.config.get('name', 'run')} on {item.rig.get('description', 'its rig')}"
+                       + (f", resumed after step {item.resumed_from}" if item.resumed_from is not None else ""),
+                       item.time)
             self.start_time = item.time
             self.dirty.update({"status", "plots", "map", "instruments"})
         elif isinstance(item, Summary):
@@ -144,6 +155,13 @@ class RunState:
             self.dirty.add("status")
         elif isinstance(item, Reset):
             self.__init__(self.title, self.run_dir, self.live)
+
+    def _note(self, kind: str, message: str, when: float, level: str = "info") -> None:
+        """A line of the event log that is not a recorded event (a status change)."""
+        event = RunEvent(kind, message, level, time=when, step=self.step)
+        self.events.append(event)
+        self.new_events.append(event)
+        self.dirty.add("events")
 
     def _step(self, doc: StepRecord) -> None:
         self.step, self.epoch = doc.step, doc.epoch

@@ -56,6 +56,19 @@ def _read_step(run_dir: str, step: int) -> ArrayFrame:
         return ArrayFrame(step, read_arrays(reader, step), live=False)
 
 
+def run_details(config: dict, rig: dict) -> str:
+    """What a followed run trains, from its records: rule, task, network, rig."""
+    rule = config.get("rule", {})
+    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name" and isinstance(v, (int, float)))
+    net = config.get("network", {})
+    shape = {"lattice": f"lattice {net.get('rows')}x{net.get('cols')}", "crossbar": "crossbar",
+             "random": f"random graph ({net.get('nodes')} nodes, {net.get('edges')} edges)"}.get(net.get("builder"),
+                                                                                            net.get("builder", "?"))
+    return (f"rule      {rule.get('name', '?')}{f' ({params})' if params else ''}\n"
+            f"task      {config.get('task', {}).get('name', '?')}\n"
+            f"network   {shape}; {rig.get('description', rig.get('kind', ''))}")
+
+
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, launcher: Launcher | None = None, runs_root: str | Path = "runs",
                  redraw_hz: float = REDRAW_HZ):
@@ -121,6 +134,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.setInterval(int(1000 / redraw_hz))
         self.timer.timeout.connect(self.frame)
         self.timer.start()
+        self.curves.clear()
+        self.map.clear()
         self._update_controls()
 
     def _menus(self) -> None:
@@ -143,6 +158,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map.clear()
         self.events.clear()
         self.controls.title.setText(state.title)
+        self.statusBar().clearMessage()
         return self.source
 
     def set_prepared(self, prepared: Prepared) -> None:
@@ -243,6 +259,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         record = {"pressed": pressed, "safe": None, "failures": None}
         self.estops.append(record)
+        self.events.add(time.time(), "warning", "E-STOP", "pressed: every source to 0 V and off now")
 
         def emergency():
             record["failures"] = launched.engine.estop()
@@ -287,8 +304,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 estop["shown"] = True
                 failures = estop["failures"]
                 took = 1000 * (estop["safe"] - estop["pressed"])
-                self.statusBar().showMessage(f"E-STOP: rig safe {took:.0f} ms after the press" if not failures else
-                                             "E-STOP: safe state FAILED for " + "; ".join(failures))
+                text = (f"rig safe {took:.0f} ms after the press" if not failures else
+                        "safe state FAILED for " + "; ".join(failures))
+                self.statusBar().showMessage(f"E-STOP: {text}")
+                self.events.add(time.time(), "error" if failures else "warning", "E-STOP", text)
         state.dirty.clear()
         if drew:
             self.redraws += 1
@@ -376,8 +395,8 @@ class MainWindow(QtWidgets.QMainWindow):
         c.elapsed.setText(clock(state.elapsed()))
         c.eta.setText(clock(state.eta()) if not state.ended else "–")
         c.writer.setText(state.writer or "–")
-        if state.run_dir and state.title.startswith("run "):
-            c.title.setText(f"run {state.run_dir}")
+        if not state.live and self.prepared is None and state.config and not c.details.text():
+            c.details.setText(run_details(state.config, state.rig))
 
     def _update_controls(self) -> None:
         c = self.controls

@@ -95,6 +95,7 @@ def sample_plan(rule: BilinearRule, ports: Ports, edges: np.ndarray, x: np.ndarr
     x = np.asarray(x, dtype=float).reshape(-1)
     y = np.asarray(y, dtype=float).reshape(-1, 1)
     scan = np.r_[ports.outputs, edges]
+    yield Msg("note", (FREE,))  # where the sample stands, for displays (the engine's position)
     yield Msg("drive_outputs", ("open", None))
     yield Msg("set_inputs", (ports.gain * x,))
     volts = yield Msg("measure", (scan,))
@@ -104,6 +105,7 @@ def sample_plan(rule: BilinearRule, ports: Ports, edges: np.ndarray, x: np.ndarr
     inputs_on = True
     for phase in rule.phases:
         mode, values = phase.rig_drive(y_hat, y, known_ohms[ports.outputs])
+        yield Msg("note", (phase.name,))
         if phase.inputs_on != inputs_on:
             yield Msg("set_inputs", (ports.gain * x if phase.inputs_on else None,))
             inputs_on = phase.inputs_on
@@ -117,6 +119,7 @@ def sample_plan(rule: BilinearRule, ports: Ports, edges: np.ndarray, x: np.ndarr
 
 def outputs_plan(ports: Ports, x: np.ndarray) -> Plan:
     """Free-phase outputs of one sample (d_out,)."""
+    yield Msg("note", ("evaluation",))
     yield Msg("drive_outputs", ("open", None))
     yield Msg("set_inputs", (ports.gain * np.asarray(x, dtype=float).reshape(-1),))
     volts = yield Msg("measure", (ports.outputs,))
@@ -179,5 +182,6 @@ def finalize(plan: Plan, cleanup) -> Plan:
 
 
 def program_plan(edges: np.ndarray, ohms: np.ndarray) -> Plan:
+    yield Msg("note", ("programming",))
     achieved = yield Msg("program", (np.asarray(edges), np.asarray(ohms, dtype=float)))
     return np.asarray(achieved, dtype=float)

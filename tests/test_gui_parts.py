@@ -10,7 +10,7 @@ import pytest
 
 from gui.app import check_display
 from gui.bridge import Bridge
-from gui.geometry import LAYOUT_CACHE, geometry_for, run_network
+from gui.geometry import LARGE_LATTICE, LAYOUT_CACHE, geometry_for, run_network
 from gui.quantities import available, default_levels, si
 from gui.widgets.edgemap import log_ticks
 from hwlearn import builders
@@ -29,6 +29,17 @@ def test_a_lattice_is_drawn_on_its_grid_row_0_at_the_top():
     k = net.edge_names.index("Rh1_2")  # n1_2 -> n1_3
     assert g.kind == "segments" and (g.x0[k], g.y0[k], g.x1[k], g.y1[k]) == (2, -1, 3, -1)
     assert g.edge_at(2.5, -1.1, reach=0.45) == k and g.edge_at(2.5, -1.5, reach=0.45) is None
+
+
+def test_a_large_lattice_is_an_image_whose_pixels_between_nodes_are_its_edges():
+    net = builders.lattice(40, 40, inputs=2, outputs=2)
+    assert net.n_edges >= LARGE_LATTICE
+    g = geometry_for(net, np.arange(net.n_edges), None)
+    assert g.kind == "cells" and g.shape == (79, 79)
+    cell = {name: (int(r), int(c)) for name, r, c in zip(g.names, g.row, g.col)}
+    assert cell["Rh3_7"] == (6, 15) and cell["Rv3_7"] == (7, 14)
+    assert len(set(cell.values())) == net.n_edges  # one pixel per edge
+    assert g.edge_at(15.5, 6.5, reach=0) == net.edge_names.index("Rh3_7")
 
 
 def test_a_crossbar_is_a_heat_map_with_its_input_and_output_strips():

@@ -57,13 +57,13 @@ def test_omega_sample_plan_is_the_documented_phase_sequence():
     try:
         msg = next(plan)
         while True:
-            verbs.append(msg.verb if msg.verb != "drive_outputs" else f"drive_outputs:{msg.args[0]}")
+            verbs.append(msg.verb if msg.verb not in ("drive_outputs", "note") else f"{msg.verb}:{msg.args[0]}")
             result = np.zeros(len(msg.args[0])) if msg.verb == "measure" else None
             msg = plan.send(result)
     except StopIteration:
         pass
-    assert verbs == ["drive_outputs:open", "set_inputs", "measure", "set_inputs", "drive_outputs:current",
-                     "measure", "drive_outputs:open"]
+    assert verbs == ["note:free", "drive_outputs:open", "set_inputs", "measure", "note:adjoint", "set_inputs",
+                     "drive_outputs:current", "measure", "drive_outputs:open"]
 
 
 @pytest.mark.parametrize("rule, modes, message", [

@@ -63,9 +63,14 @@ def health(bench) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for unit in bench.units:
         reading = unit.last_reading
+        state = unit.applied
         out[unit.name] = {
             "connected": connected,
-            "output": unit.applied.describe(),
+            "role": unit.role,
+            # what it sources: volts or amps at its terminals, None when its state is unknown
+            "output_on": bool(state.on) if state.function in ("VOLT", "CURR") else None,
+            "output_volts": _number(state.level) if state.function == "VOLT" else None,
+            "output_amps": _number(state.level) if state.function == "CURR" else None,
             "last_volts": None if reading is None else _number(reading.volts),
             "last_amps": None if reading is None else _number(reading.amps),
             "in_compliance": None if reading is None else bool(reading.in_compliance),

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gui.jobs import Jobs
+from gui.widgets.curves import log_axis_ticks
 from hwlearn.runstore import RunReader, list_runs, run_overview
 from hwlearn.runstore.export import default_export_path, export_csv, export_npz
 
@@ -23,6 +24,9 @@ COLUMNS = ["run", "status", "rule", "task", "epochs", "train loss", "test loss",
 STATUS_COLOURS = {"crashed": QtGui.QColor(255, 190, 190), "failed": QtGui.QColor(255, 215, 200),
                   "aborted": QtGui.QColor(255, 235, 200), "running": QtGui.QColor(215, 235, 255),
                   "paused": QtGui.QColor(235, 225, 255), "done": QtGui.QColor(220, 245, 220)}
+STATUS_MARKS = {"crashed": QtGui.QColor(210, 30, 30), "failed": QtGui.QColor(230, 90, 30),
+                "aborted": QtGui.QColor(235, 160, 30), "running": QtGui.QColor(40, 120, 220),
+                "paused": QtGui.QColor(130, 80, 200), "done": QtGui.QColor(50, 160, 50)}
 OVERLAY_SCALARS = ("test_loss", "train_loss", "test_accuracy", "batch_loss", "cosine_exact")
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -52,6 +56,15 @@ def read_curves(run_dirs: list[str], name: str) -> dict[str, tuple[np.ndarray, n
 def export_run(run_dir: str, fmt: str, out: Path, force: bool) -> Path:
     with RunReader(run_dir) as reader:
         return (export_csv if fmt == "csv" else export_npz)(reader, Path(out), force)
+
+
+def _swatch(colour: QtGui.QColor) -> QtGui.QIcon:
+    pixmap = QtGui.QPixmap(10, 10)
+    pixmap.fill(colour)
+    icon = QtGui.QIcon()
+    for mode in (QtGui.QIcon.Normal, QtGui.QIcon.Selected):
+        icon.addPixmap(pixmap, mode)
+    return icon
 
 
 def _number(value, digits: str) -> str:
@@ -89,6 +102,12 @@ class RunBrowser(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.doubleClicked.connect(lambda _: self.open_selected())
+        # A translucent selection, so a selected run's status colour (crashed in red) still shows.
+        palette = self.table.palette()
+        for group in (QtGui.QPalette.Active, QtGui.QPalette.Inactive):
+            palette.setColor(group, QtGui.QPalette.Highlight, QtGui.QColor(40, 110, 220, 60))
+            palette.setColor(group, QtGui.QPalette.HighlightedText, QtGui.QColor(0, 0, 0))
+        self.table.setPalette(palette)
 
         self.open_button = QtWidgets.QPushButton("Open")
         self.open_button.clicked.connect(self.open_selected)
@@ -107,6 +126,8 @@ class RunBrowser(QtWidgets.QWidget):
         buttons.addStretch(1)
 
         self.overlay = pg.PlotWidget()
+        self.overlay.getAxis("left").enableAutoSIPrefix(False)
+        self.overlay.getAxis("left").setStyle(hideOverlappingLabels=False)
         self.overlay.setLabel("bottom", "step")
         self.overlay.showGrid(x=True, y=True, alpha=0.2)
         self.overlay_legend = self.overlay.addLegend(labelTextSize="8pt")
@@ -163,14 +184,16 @@ class RunBrowser(QtWidgets.QWidget):
                      "" if row.get("epochs_done") is None else str(row["epochs_done"]),
                      _number(m.get("train_loss"), ".3e"), _number(m.get("test_loss"), ".3e"),
                      _number(m.get("test_accuracy"), ".3f"), _number(m.get("linear_ceiling_accuracy"), ".3f"),
-                     (row.get("created") or "").replace("T", " ").replace("Z", "")]
+                     (row.get("created") or "").replace("T", " ").replace("Z", "").split(".")[0]]
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 if c == 1:
                     item.setToolTip(row.get("status_detail", ""))
                     colour = STATUS_COLOURS.get(text)
                     if colour is not None or text == "unreadable":
-                        item.setBackground(colour or STATUS_COLOURS["crashed"])
+                        colour = colour or STATUS_COLOURS["crashed"]
+                        item.setBackground(colour)
+                        item.setIcon(_swatch(STATUS_MARKS.get(text, STATUS_MARKS["crashed"])))  # seen when selected
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -244,9 +267,19 @@ class RunBrowser(QtWidgets.QWidget):
         self.overlay.setLogMode(y=log)
         self.overlay.setLabel("left", name)
         self.overlaid = []
+        low, high = np.inf, -np.inf
         for i, (run_dir, (steps, values)) in enumerate(curves.items()):
             keep = np.isfinite(values) & ((values > 0) if log else True)
-            self.overlay.plot(steps[keep], values[keep], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
+            # Each curve thinner than the one before: identical runs (same seed) stay visible.
+            self.overlay.plot(steps[keep], values[keep], pen=pg.mkPen(PALETTE[i % len(PALETTE)],
+                                                                     width=max(1.5, 5.0 - 1.5 * i)),
                               name=Path(run_dir).name)
             self.overlaid.append(run_dir)
+            if keep.any():
+                low, high = min(low, values[keep].min()), max(high, values[keep].max())
+        axis = self.overlay.getAxis("left")
+        if log and np.isfinite(low):
+            axis.setTicks(log_axis_ticks(np.floor(np.log10(low)), np.ceil(np.log10(high))))
+        else:
+            axis.setTicks(None)
         self.message.setText(f"overlaid {name} of {len(curves)} runs")

@@ -14,8 +14,33 @@ COLOURS = {"batch_loss": (170, 170, 170), "train_loss": (31, 119, 180), "test_lo
 LABELS = {"batch_loss": "batch loss", "train_loss": "train loss", "test_loss": "test loss",
           "train_accuracy": "train accuracy", "test_accuracy": "test accuracy",
           "cosine_exact": "cosine(rule, exact gradient)"}
+MAX_POINTS = 4000
+# The cosine axis starts at the highest of these below every value: a rule within 1e-2 of the
+# exact gradient is seen as such, not as a flat line at the top of [-1, 1] (finer would show
+# rounding noise).
+COSINE_FLOORS = (-1.0, 0.0, 0.5, 0.9, 0.99)
+# A ceiling this many decades below the lowest loss is ~0 (a teacher task the network can fit
+# exactly): drawn only when the data come near it, never stretching the axis down to it.
+CEILING_REACH_DECADES = 2
+LABEL_AT = {"train_loss": 0.3, "test_loss": 0.6, "test_accuracy": 0.5}  # the labels side by side
 CEILINGS = {"train_loss": "linear_ceiling_train_loss", "test_loss": "linear_ceiling_test_loss",
             "test_accuracy": "linear_ceiling_test_accuracy"}
+
+
+def log_axis_ticks(low_decade: float, high_decade: float) -> list[list[tuple[float, str]]]:
+    """Ticks of a log10 axis: the decades labelled 1e-3, ..., the 2..9 multiples unlabelled (a
+    short axis otherwise crowds with overlapping labels)."""
+    decades = range(int(low_decade), int(high_decade) + 1)
+    step = max(1, len(decades) // 6)
+    major = [(float(d), f"1e{d}") for d in decades if (d - decades[0]) % step == 0]
+    minor = [(d + float(np.log10(m)), "") for d in decades for m in range(2, 10) if d + np.log10(m) < high_decade]
+    return [major, minor if len(decades) <= 8 else []]
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k at or above ``value``."""
+    decade = 10 ** np.floor(np.log10(value))
+    return next(m * decade for m in (1, 2, 2.5, 5, 10) if m * decade >= value)
 
 
 def _finite(steps: np.ndarray, values: np.ndarray, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -43,30 +68,36 @@ class CurvesPanel(QtWidgets.QWidget):
         self.cosine = self.graphics.addPlot(row=2, col=0)
         self.cosine.setLabel("left", "cosine with exact")
         self.cosine.setLabel("bottom", "step")
-        self.cosine.setYRange(-1.05, 1.05)
         self.cosine.showGrid(x=True, y=True, alpha=0.2)
         for plot in (self.accuracy, self.cosine):
             plot.setXLink(self.loss)
+        # Ranges are set here, and only when they change (the step axis spans the planned run,
+        # the loss axis whole decades): an axis repaints its tick labels whenever its range moves,
+        # which at every new step would cost more than all the curves together.
+        for plot in (self.loss, self.accuracy, self.cosine):
+            plot.disableAutoRange()
+        self.loss.hideAxis("bottom")
+        self.accuracy.hideAxis("bottom")
+        self._ranges: dict[str, tuple] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.ceilings: dict[str, pg.InfiniteLine] = {}
         for plot, names in ((self.loss, ("batch_loss", "train_loss", "test_loss")),
                             (self.accuracy, ("train_accuracy", "test_accuracy")),
                             (self.cosine, ("cosine_exact",))):
-            # Accuracy rises to the top, losses fall to the bottom: each legend where its curves are not.
-            legend = plot.addLegend(offset=(-10, -10) if plot is self.accuracy else (-10, 10), labelTextSize="8pt")
+            # Accuracy and cosine rise to the top, losses fall: each legend where its curves are not.
+            legend = plot.addLegend(offset=(-10, 10) if plot is self.loss else (-10, -10), labelTextSize="8pt")
             legend.setBrush(pg.mkBrush(255, 255, 255, 200))
             for name in names:
                 width = 1 if name == "batch_loss" else 2
                 symbol = None if name in ("batch_loss", "cosine_exact") else "o"
                 curve = plot.plot([], [], name=LABELS[name], pen=pg.mkPen(COLOURS[name], width=width),
                                   symbol=symbol, symbolSize=4, symbolBrush=COLOURS[name], symbolPen=None)
-                curve.setDownsampling(auto=True, method="peak")
                 self.curves[name] = curve
             for name in names:
                 if name in CEILINGS:
                     line = pg.InfiniteLine(angle=0, pen=pg.mkPen(COLOURS[name], width=1, style=QtCore.Qt.DashLine),
                                            label="least squares",
-                                           labelOpts={"position": 0.5, "color": COLOURS[name],
+                                           labelOpts={"position": LABEL_AT[name], "color": COLOURS[name],
                                                       "anchors": [(0.5, 1), (0.5, 1)]})
                     line.setVisible(False)
                     plot.addItem(line)
@@ -76,13 +107,54 @@ class CurvesPanel(QtWidgets.QWidget):
         self.cosine.getViewBox().sigRangeChanged.connect(self._place_note)
         for plot in (self.loss, self.accuracy, self.cosine):
             plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.getAxis("left").setWidth(48)
+            plot.getAxis("left").setWidth(56)
 
     def _place_note(self, *_):
         (x0, x1), (y0, y1) = self.cosine.viewRange()
         self.note.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
+    def _fit_ranges(self, state: RunState, last_step: float, low: float, high: float) -> None:
+        total = state.plan.get("steps_total")
+        if state.ended:
+            x_high = float(max(last_step, 1))
+        elif total:
+            x_high = float(total)
+        else:  # a run followed without a plan: its steps, with room to grow
+            x_high = float(_nice_ceiling(max(last_step, 1)))
+        self._set_range("x", self.loss, x=(0, x_high))
+        if np.isfinite(low) and np.isfinite(high):
+            decades = (np.floor(np.log10(low)), np.ceil(np.log10(high)))
+            if decades[0] == decades[1]:
+                decades = (decades[0], decades[0] + 1)
+            for name, line in self.ceilings.items():
+                if "loss" in name and line.isVisible() and line.value() >= decades[0] - CEILING_REACH_DECADES:
+                    decades = (min(decades[0], np.floor(line.value())), max(decades[1], np.ceil(line.value())))
+            if self._ranges.get("loss") != (None, decades):
+                self.loss.getAxis("left").setTicks(log_axis_ticks(*decades))
+            self._set_range("loss", self.loss, y=decades)
+        self._set_range("accuracy", self.accuracy, y=(0.0, 1.02))
+        cosine = state.scalar("cosine_exact")
+        floor = -1.0
+        if cosine is not None and np.isfinite(cosine.values).any():
+            lowest = float(np.nanmin(cosine.values))
+            floor = max(f for f in COSINE_FLOORS if f <= lowest) if lowest >= COSINE_FLOORS[0] else -1.0
+        self._set_range("cosine", self.cosine, y=(floor, 1.0))
+
+    def _set_range(self, key: str, plot, x=None, y=None) -> None:
+        wanted = (x, y)
+        if self._ranges.get(key) == wanted:
+            return
+        self._ranges[key] = wanted
+        if x is not None:
+            plot.setXRange(*x, padding=0.02)
+        if y is not None:  # room for the labels at both ends (a grid drops labels that overflow)
+            plot.setYRange(*y, padding=0.07)
+
     def clear(self) -> None:
+        self._ranges = {}
+        self.loss.getAxis("left").setTicks(log_axis_ticks(-3, 0))
+        self._set_range("x", self.loss, x=(0, 1))
+        self._set_range("loss", self.loss, y=(-3, 0))
         for curve in self.curves.values():
             curve.setData([], [])
         for line in self.ceilings.values():
@@ -90,13 +162,21 @@ class CurvesPanel(QtWidgets.QWidget):
         self.note.setText("")
 
     def redraw(self, state: RunState) -> None:
+        last_step, low, high = 0, np.inf, -np.inf
         for name, curve in self.curves.items():
             series = state.scalar(name)
             if series is None or series.n == 0:
                 curve.setData([], [])
                 continue
             steps, values = _finite(series.steps, series.values, positive=name.endswith("loss"))
+            # Peaks kept, a few thousand points drawn however long the run.
+            curve.setDownsampling(ds=max(1, steps.size // MAX_POINTS), auto=False, method="peak")
             curve.setData(steps, values)
+            if steps.size:
+                last_step = max(last_step, steps[-1])
+                if name.endswith("loss"):
+                    low, high = min(low, values.min()), max(high, values.max())
+        self._fit_ranges(state, last_step, low, high)
         for name, line in self.ceilings.items():
             value = state.summary.get(CEILINGS[name])
             ok = isinstance(value, (int, float)) and np.isfinite(value) and (value > 0 or "loss" not in name)

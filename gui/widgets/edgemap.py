@@ -22,7 +22,7 @@ from gui.geometry import EdgeGeometry
 from gui.quantities import Quantity, available, default_levels, si
 from gui.runstate import RunState
 
-N_BINS = 48
+N_BINS = 32
 MISSING_COLOUR = (205, 205, 205)
 SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1"
@@ -37,15 +37,27 @@ MARKS = {
 
 
 def log_ticks(low: float, high: float, unit: str) -> list[tuple[float, str]]:
-    """Ticks for a colour bar in log10 units: the decades inside, or 1-2-5 steps in a range
-    narrower than two decades, labelled in the quantity's units."""
+    """Ticks for a colour bar in log10 units, labelled in the quantity's units: the decades
+    inside, or 1-2-5 steps, or finer, whichever first gives at least three."""
     ticks = []
-    for decade in range(math.floor(low), math.ceil(high) + 1):
-        for mantissa in ((1,) if high - low >= 2 else (1, 2, 5)):
-            value = math.log10(mantissa) + decade
-            if low - 1e-9 <= value <= high + 1e-9:
-                ticks.append((value, si(10 ** value, unit)))
+    for mantissas in ((1,), (1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [(math.log10(m) + d, si(m * 10.0 ** d, unit)) for d in range(math.floor(low), math.ceil(high) + 1)
+                 for m in mantissas if low - 1e-9 <= math.log10(m) + d <= high + 1e-9]
+        if len(ticks) >= 3:
+            break
     return ticks
+
+
+def linear_ticks(low: float, high: float, unit: str) -> list[tuple[float, str]]:
+    """About five ticks at 1-2-5 steps, labelled in the quantity's units."""
+    span = high - low
+    if not span > 0:
+        return [(low, si(low, unit))]
+    raw = span / 5
+    decade = 10 ** math.floor(math.log10(raw))
+    step = next(m * decade for m in (1, 2, 5, 10) if m * decade >= raw)
+    first = math.ceil(low / step - 1e-9)
+    return [(k * step, si(k * step, unit)) for k in range(first, math.floor(high / step + 1e-9) + 1)]
 
 
 class EdgeMapPanel(QtWidgets.QWidget):
@@ -63,6 +75,7 @@ class EdgeMapPanel(QtWidgets.QWidget):
         self.array_steps: list[int] = []
         self.draws = 0
         self._width = 2.0
+        self._bin_colours = None
 
         self.choice = QtWidgets.QComboBox()
         self.choice.setMinimumContentsLength(24)
@@ -98,8 +111,14 @@ class EdgeMapPanel(QtWidgets.QWidget):
         self.plot.hideButtons()
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=SEQUENTIAL, interactive=False, width=14)
         self.graphics.addItem(self.bar, row=0, col=1)
-        self.legend = pg.LegendItem(offset=(5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 210))
-        self.legend.setParentItem(self.plot.getViewBox())
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=3)  # under the map, never over it
+        self.graphics.addItem(self.legend, row=1, col=0, colspan=2)
+        self.bar.axis.enableAutoSIPrefix(False)
+        self.bar.axis.setStyle(hideOverlappingLabels=False)
+        self.bar.axis.setWidth(64)  # room for labels such as "-450 µV" beside the bar
+        self.note = pg.TextItem("the map appears with the run's first recorded arrays", color=(120, 120, 120),
+                                anchor=(0.5, 0.5))
+        self._pointer: tuple[float, float] | None = None
 
         self.image = pg.ImageItem(axisOrder="row-major")
         self.bins: list[pg.PlotCurveItem] = []
@@ -118,6 +137,10 @@ class EdgeMapPanel(QtWidgets.QWidget):
     def clear(self) -> None:
         self.plot.clear()
         self.legend.clear()
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.addItem(self.note)
+        self.note.setPos(0.5, 0.5)
         self.geometry = None
         self.quantities = []
         self.levels = {}
@@ -145,25 +168,29 @@ class EdgeMapPanel(QtWidgets.QWidget):
         view = self.plot.getViewBox()
         width = 3.0 if geometry.n_edges < 200 else 2.0 if geometry.n_edges < 3000 else 1.5
         self._width = width
+        self._bin_colours = None
         if geometry.kind == "cells":
             self.plot.addItem(self.image)
             view.invertY(True)
+            self.bar.setImageItem(self.image)
+        if geometry.ticks:  # a crossbar: its lines numbered
             self.plot.showAxis("left")
             self.plot.showAxis("bottom")
             self.plot.getAxis("bottom").setTicks([geometry.ticks.get("bottom", [])])
             self.plot.getAxis("left").setTicks([geometry.ticks.get("left", [])])
             self.plot.setLabel("bottom", "input strip | output lines of each layer")
             self.plot.setLabel("left", "input lines")
-            self.bar.setImageItem(self.image)
         else:
-            view.invertY(False)
             self.plot.hideAxis("left")
             self.plot.hideAxis("bottom")
-            self.missing = pg.PlotCurveItem(pen=pg.mkPen(MISSING_COLOUR, width=width))
+        if geometry.kind == "segments":
+            view.invertY(False)
+            smooth = geometry.n_edges < 2000  # antialiasing 10 000 segments costs more than it shows
+            self.missing = pg.PlotCurveItem(pen=pg.mkPen(MISSING_COLOUR, width=width), antialias=smooth)
             self.plot.addItem(self.missing)
             self.bins = []
             for _ in range(N_BINS):
-                curve = pg.PlotCurveItem(pen=pg.mkPen((0, 0, 0), width=width))
+                curve = pg.PlotCurveItem(pen=pg.mkPen((0, 0, 0), width=width), antialias=smooth)
                 self.plot.addItem(curve)
                 self.bins.append(curve)
         self.marks = {}
@@ -179,7 +206,8 @@ class EdgeMapPanel(QtWidgets.QWidget):
             self.plot.addItem(scatter)
             self.marks[name] = scatter
             self.legend.addItem(scatter, f"{text} ({int(where.sum())})")
-        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(MISSING_COLOUR, width=3)), "no value")
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(MISSING_COLOUR, width=3)),
+                            "no value, or off scale")
         self.plot.autoRange()
 
     # ------------------------------------------------------------------ the slider
@@ -237,17 +265,21 @@ class EdgeMapPanel(QtWidgets.QWidget):
         if values is None:
             return False
         colour = quantity.colour_values(values)
-        if quantity.key not in self.levels:  # fixed from the edges that learn: they are what changes
-            learning = colour[self.geometry.learnable] if self.geometry.learnable.size else colour
-            if not np.isfinite(learning).any():
-                learning = colour
-            self.levels[quantity.key] = default_levels(quantity, learning)
+        learning = np.zeros(colour.size, dtype=bool)
+        learning[self.geometry.learnable] = True
+        if quantity.key not in self.levels:
+            # A resistance scale is fixed by the edges that learn (what changes); source and load
+            # resistors far outside it would squeeze it. Voltages and updates: every edge.
+            fitted = colour[learning] if quantity.log and np.isfinite(colour[learning]).any() else colour
+            self.levels[quantity.key] = default_levels(quantity, fitted)
         low, high = self.levels[quantity.key]
+        if quantity.log:  # a fixed edge beyond the scale is not painted as if at its end
+            colour = np.where(~learning & ((colour < low) | (colour > high)), np.nan, colour)
         cmap = pg.colormap.get(DIVERGING if quantity.signed else SEQUENTIAL)
         self.bar.setColorMap(cmap)
         self.bar.setLevels((low, high))
         axis = self.bar.axis
-        axis.setTicks([log_ticks(low, high, quantity.unit)] if quantity.log else None)
+        axis.setTicks([log_ticks(low, high, quantity.unit) if quantity.log else linear_ticks(low, high, quantity.unit)])
         axis.setLabel(f"{quantity.label} ({quantity.unit}{', log scale' if quantity.log else ''})")
         if self.geometry.kind == "cells":
             self._draw_cells(colour, cmap, low, high)
@@ -257,6 +289,8 @@ class EdgeMapPanel(QtWidgets.QWidget):
         where = "newest recorded" if self.live else "recorded"
         self.step_label.setText(f"step {frame.step} ({where})")
         self.draws += 1
+        if self._pointer is not None:
+            self.hover_at(*self._pointer)  # the value under a still pointer follows the map
         return True
 
     def _sync_steps(self, steps: list[int]) -> None:
@@ -290,7 +324,11 @@ class EdgeMapPanel(QtWidgets.QWidget):
         finite = np.isfinite(colour)
         t = np.clip((colour - low) / (high - low), 0.0, 1.0)
         bins = np.minimum((np.nan_to_num(t) * N_BINS).astype(np.int64), N_BINS - 1)
-        rgba = cmap.map(np.linspace(0.0, 1.0, N_BINS), mode="byte")
+        if self._bin_colours != cmap.name:  # pens change with the colour map only
+            self._bin_colours = cmap.name
+            rgba = cmap.map(np.linspace(0.0, 1.0, N_BINS), mode="byte")
+            for curve, colour in zip(self.bins, rgba):
+                curve.setPen(pg.mkPen(tuple(int(c) for c in colour), width=self._width))
         order = np.argsort(np.where(finite, bins, -1), kind="stable")
         sorted_bins = np.where(finite, bins, -1)[order]
         bounds = np.searchsorted(sorted_bins, np.arange(-1, N_BINS + 1))
@@ -303,9 +341,7 @@ class EdgeMapPanel(QtWidgets.QWidget):
             if b < 0:
                 self.missing.setData(x, y, connect="pairs")
             else:
-                curve = self.bins[b]
-                curve.setPen(pg.mkPen(tuple(int(c) for c in rgba[b]), width=self._width))
-                curve.setData(x, y, connect="pairs")
+                self.bins[b].setData(x, y, connect="pairs")
 
     def _draw_cells(self, colour: np.ndarray, cmap, low: float, high: float) -> None:
         g = self.geometry
@@ -330,6 +366,7 @@ class EdgeMapPanel(QtWidgets.QWidget):
     def hover_at(self, x: float, y: float) -> str:
         """Show the edge nearest to the view point (x, y); returns the text shown."""
         g = self.geometry
+        self._pointer = (x, y)
         k = g.edge_at(x, y, reach=0.45)
         if k is None:
             text = "hover over an edge for its name and value"

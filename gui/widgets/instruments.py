@@ -14,8 +14,9 @@ from PySide6 import QtGui, QtWidgets
 from gui.quantities import si
 from gui.runstate import RunState
 
-KNOWN = ("connected", "output", "last_volts", "last_amps", "in_compliance", "exchanges", "last_scan_channels",
-         "last_scan_max_abs_volts", "codes_held", "codes_range", "safe_state_failure")
+KNOWN = ("connected", "role", "output_on", "output_volts", "output_amps", "last_volts", "last_amps",
+         "in_compliance", "exchanges", "last_scan_channels", "last_scan_max_abs_volts", "codes_held", "codes_range",
+         "safe_state_failure")
 COLUMNS = ["instrument", "kind", "identity", "wired to", "connection", "output", "last reading", "compliance",
            "exchanges"]
 LIMIT_UNITS = {"max_volts": "V", "max_amps": "A", "max_watts": "W", "ramp_volts": "V", "ramp_amps": "A",
@@ -34,6 +35,27 @@ def _limit_text(limits: dict) -> str:
         else:
             parts.append(f"{key} {value}")
     return ", ".join(parts)
+
+
+def _output(health: dict) -> str:
+    """'off', '1.37 µA', '0.4 V', or '' for an instrument that sources nothing."""
+    if "output_on" not in health:
+        return ""
+    if health["output_on"] is None:
+        return "unknown (re-established at the next change)"
+    if not health["output_on"]:
+        return "off"
+    if health.get("output_amps") is not None:
+        return f"on, {si(health['output_amps'], 'A')}"
+    return f"on, {si(health.get('output_volts'), 'V')}"
+
+
+def _compliance(health: dict) -> str:
+    if health.get("in_compliance") is not None:
+        return "IN COMPLIANCE" if health["in_compliance"] else "ok"
+    if health.get("role") == "output" and health.get("output_on") and health.get("output_amps") is not None:
+        return "by the scan"  # a current-sourcing output is judged by the voltage the scan reads
+    return ""
 
 
 def _reading(health: dict) -> str:
@@ -84,7 +106,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         setup = rig.get("setup") or {name: {"identity": ident} for name, ident in rig.get("instruments", {}).items()}
         health = state.instruments
-        when = "" if state.instruments_step is None else f" (states as of step {state.instruments_step})"
+        when = (f" ({state.instruments_note} at step {state.instruments_step})" if state.instruments_step is not None
+                else f" ({state.instruments_note})" if state.instruments_note else "")
         if not health:
             when = " (no instrument states recorded yet)"
         self.heading.setText(f"<b>{rig.get('description', 'bench')}</b>{when}")
@@ -94,12 +117,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
             h = health.get(name, {})
             connected = h.get("connected")
             compliance = h.get("in_compliance")
-            row = [name, f"{info.get('kind', '')} ({info.get('driver', '')})".strip(" ()"),
-                   info.get("identity") or "", ", ".join(info.get("wired", [])),
+            kind = " ".join(filter(None, [info.get("kind"), f"({info['driver']})" if info.get("driver") else ""]))
+            row = [name, kind, info.get("identity") or "", ", ".join(info.get("wired", [])),
                    "" if connected is None else ("connected" if connected else "closed"),
-                   h.get("output", ""), _reading(h),
-                   "" if compliance is None else ("IN COMPLIANCE" if compliance else "ok"),
-                   str(h.get("exchanges", ""))]
+                   _output(h), _reading(h), _compliance(h), str(h.get("exchanges", ""))]
             row += [str(h.get(key, "")) for key in extra]
             alerts = {4: connected is False, 7: bool(compliance)}
             if h.get("safe_state_failure"):
