@@ -10,6 +10,7 @@ error that says how to run without one.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def application():
     return app
 
 
+def steer_by_signals(window, app):
+    """A signal handler for Ctrl-C and SIGTERM in the terminal that started the GUI, as for
+    ``hwlearn train``: the first stops a run of the window cleanly at its next step and closes
+    the window once its bench is safe, a second aborts it; without a run, the GUI quits. Python
+    runs it in the GUI thread between two bytecodes, which the redraw timer provides."""
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if not window.run_active():
+            app.quit()
+        elif len(received) == 1:
+            window.close_after_run = True
+            window.stop()
+        else:
+            window.abort()
+    return handler
+
+
 def run_gui(launcher, *, attach: str | Path | None = None, prepared=None, runs_root: str | Path | None = None) -> int:
     """Open the window (empty on the run browser, on a run folder, or on a prepared run) and run
     the event loop until it is closed; returns the exit code."""
@@ -66,9 +86,12 @@ def run_gui(launcher, *, attach: str | Path | None = None, prepared=None, runs_r
     else:
         window.tabs.setCurrentWidget(window.browser)
     window.show()
+    previous = {sig: signal.signal(sig, steer_by_signals(window, app)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return app.exec()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         window.shutdown()
         # Deleting the widgets before the interpreter ends avoids a crash in Qt's teardown.
         window.deleteLater()

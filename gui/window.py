@@ -163,7 +163,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_prepared(self, prepared: Prepared) -> None:
         """Show a prepared run, ready to dry-run (bench) and start."""
-        if self._run_active():
+        if self.run_active():
             raise HwlearnError("a run is in progress in this window: stop it before preparing another")
         self.prepared = prepared
         self._show(RunState(prepared.title))
@@ -180,7 +180,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def attach(self, run_dir: str | Path) -> None:
         """Follow a run folder: live while another process writes it, static when it ended."""
-        if self._run_active():
+        if self.run_active():
             self.statusBar().showMessage("a run is in progress in this window: its view stays; "
                                          "stop it before opening another run")
             return
@@ -198,7 +198,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== verbs
     def start_run(self, dry_run: bool = False) -> None:
         prepared = self.prepared
-        if prepared is None or self._run_active():
+        if prepared is None or self.run_active():
             return
         run_dir = None if dry_run else prepared.next_run_dir()
         title = f"{'dry run: ' if dry_run else ''}{prepared.title}"
@@ -267,7 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
         threading.Thread(target=emergency, name="hwlearn-estop", daemon=True).start()
         self.statusBar().showMessage("E-STOP: making every source safe…")
 
-    def _run_active(self) -> bool:
+    def run_active(self) -> bool:
         return self.launching or (self.launched is not None and not self.launched.released)
 
     # ================================================================== the frame
@@ -353,6 +353,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.launched = job.value
             if self.estop_wanted:
                 self.estop()
+            elif self.close_after_run:  # asked to close (a signal) while the run was opening
+                self.stop()
             if int(rest) == self.source:
                 self.state.run_dir = str(job.value.run_dir)
                 self.statusBar().showMessage(f"running: {job.value.run_dir}")
@@ -400,7 +402,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_controls(self) -> None:
         c = self.controls
-        active = self._run_active()
+        active = self.run_active()
         engine_state = self.launched.engine.state if self.launched is not None else None
         prepared = self.prepared is not None
         c.start.setEnabled(prepared and not active)
@@ -451,7 +453,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return "stop" if clicked is stop else "abort" if clicked is abort else "cancel"
 
     def closeEvent(self, event) -> None:
-        if self._run_active() and not self.shut_down:
+        if self.run_active() and not self.shut_down:
             if self.close_after_run:
                 event.ignore()
                 return

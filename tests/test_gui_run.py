@@ -1,9 +1,12 @@
 """The window drives a real run on the simulated rig: Start, Pause, Resume, Stop through its
 buttons; the curves and the map follow; the run folder is an ordinary one the CLI resumes."""
 
+import signal
+
 import numpy as np
 from PySide6 import QtCore
 
+from gui.app import steer_by_signals
 from hwlearn.cli import main
 from hwlearn.runstore import RunReader
 from tests.gui_helpers import WAIT_MS, experiment_file, wait_ended
@@ -91,3 +94,20 @@ def test_the_map_slider_scrubs_back_through_recorded_steps_and_snaps_back_to_liv
     x, y = geometry.mid[k]
     text = panel.hover_at(x, y)
     assert text.startswith(geometry.names[k]) and "learnable" in text and "Ω" in text
+
+
+def test_ctrl_c_in_the_terminal_stops_the_run_cleanly_then_closes_the_window(qtbot, make_window, tmp_path):
+    experiment = experiment_file(tmp_path, "iris-omega", training__epochs=200)
+    window = make_window()
+    quits = []
+    handler = steer_by_signals(window, type("App", (), {"quit": lambda self: quits.append(True)})())
+    window.prepare(experiment)
+    window.start_run()
+    qtbot.waitUntil(lambda: window.launched is not None and (window.state.step or 0) >= 5, timeout=WAIT_MS)
+    handler(signal.SIGINT, None)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert window.launched.engine.state == "stopped" and quits == []
+    with RunReader(window.launched.run_dir) as reader:
+        assert reader.status().status == "stopped"
+    handler(signal.SIGINT, None)  # nothing runs any more: the GUI quits
+    assert quits == [True]
