@@ -104,6 +104,15 @@ class RunEngine:
               step: int | None = None) -> None:
         self.publish(RunEvent(kind, message, level, data, step))
 
+    def report_instruments(self, step: int | None = None, why: str = "status") -> None:
+        """Publish the rig's instrument states (Rig.health) as an 'instruments' event, for the
+        displays of this and other processes; nothing for a rig without instruments."""
+        if self.rig is None:
+            return
+        health = self.rig.health()
+        if health:
+            self.event("instruments", f"instrument {why}", level="debug", data=health, step=step)
+
     # ================================================================ verbs (any thread)
     def pause(self) -> None:
         with self._cond:
@@ -279,13 +288,21 @@ class RunEngine:
             status, error = "aborted", exc
             detail = "interrupted (Ctrl-C)"
         except BaseException as exc:
-            status, detail, error = "failed", f"{type(exc).__name__}: {exc}", exc
-            self._record_exception(exc)
+            if self._estop.is_set():  # a rig call the emergency stop cut short: the stop ended the run
+                status, detail, error = "aborted", f"emergency stop (cut short: {type(exc).__name__}: {exc})", exc
+                self._record_exception(exc, level="warning")
+            else:
+                status, detail, error = "failed", f"{type(exc).__name__}: {exc}", exc
+                self._record_exception(exc)
         finally:
             failures = self._make_safe("end of the run")
             if failures:
                 detail = "; ".join(filter(None, [detail, "safe state failed: " + "; ".join(failures)]))
                 status = "failed"
+            try:
+                self.report_instruments(why="states after the safe state")
+            except Exception:
+                log.exception("recording the instruments' final states")
             with self._cond:
                 self.state = status
                 self.detail = detail
@@ -356,9 +373,9 @@ class RunEngine:
                     log.exception("recording a safe-state failure")
         return failures
 
-    def _record_exception(self, exc: BaseException) -> None:
+    def _record_exception(self, exc: BaseException, level: str = "error") -> None:
         try:
-            self.event("exception", f"{type(exc).__name__}: {exc}", level="error",
+            self.event("exception", f"{type(exc).__name__}: {exc}", level=level,
                        data={"traceback": "".join(traceback.format_exception(exc))})
         except Exception:
             log.exception("recording the exception that ended the run")

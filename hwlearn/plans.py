@@ -61,5 +61,6 @@ def minimum_exchanges_per_sample(rule, d_in: int, d_out: int, batch: int) -> flo
 
 def program_plan(edges: np.ndarray, ohms: np.ndarray) -> Plan:
     """Write ``ohms`` (k,) to ``edges``; returns the achieved ohms (k,)."""
+    yield Msg("note", ("programming",))
     achieved = yield Msg("program", (np.asarray(edges), np.asarray(ohms, dtype=float)))
     return np.asarray(achieved, dtype=float)

@@ -116,6 +116,13 @@ class Rig(abc.ABC):
         resistances, where the rig can know it (a simulation); None on a bench."""
         return None
 
+    def health(self) -> dict[str, dict]:
+        """Each instrument's state, for an operator's display: instrument name -> JSON-able
+        facts (connection, output state, last reading, compliance, exchange and fault counters).
+        Read from what the rig already knows, without I/O. Empty for a rig without instruments
+        (the default)."""
+        return {}
+
     def describe(self) -> dict:
         """What the run trains on, for its records: kind and a one-line description."""
         return {"kind": type(self).__name__, "description": type(self).__name__}

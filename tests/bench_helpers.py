@@ -4,11 +4,12 @@ with a Bench connected through the real drivers (pyvisa-py sockets, pyserial soc
 from __future__ import annotations
 
 import copy
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 from drivers.bench import Bench
-from hwlearn.config.bench import BenchConfig, validate_bench
+from hwlearn.config.bench import BenchConfig, load_bench_file, validate_bench
 from hwlearn.config.schema import load_toml
 from simulator.virtual_bench import VirtualBench
 
@@ -56,3 +57,28 @@ def bench_file_text(config: BenchConfig, resources: dict[str, str]) -> str:
 def board_lines(device) -> list[str]:
     """What a board received, without the heartbeat thread's HB requests."""
     return [line for line in device.lines() if " HB*" not in line]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@contextmanager
+def served_bench_file(folder: Path):
+    """(virtual bench, bench file): the example bench served on free fixed loopback ports and a
+    bench file naming them, so another process (or a resume) reaches the same instruments."""
+    config = example_config()
+    ports = iter(free_ports(len(config.instruments)))
+    resources = {name: (f"socket://127.0.0.1:{next(ports)}" if inst.kind == "board"
+                        else f"TCPIP0::127.0.0.1::{next(ports)}::SOCKET")
+                 for name, inst in config.instruments.items()}
+    path = Path(folder) / "bench.toml"
+    path.write_text(bench_file_text(config, resources))
+    with VirtualBench(load_bench_file(path)) as vb:
+        yield vb, path

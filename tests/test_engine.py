@@ -160,6 +160,40 @@ def test_emergency_stop_makes_the_rig_safe_at_once_and_skips_the_plans_cleanup(s
     assert docs.stop().status == "aborted" and docs.stop().detail == "emergency stop"
 
 
+class _EstopDuringMeasure:
+    """A rig whose measurement is cut short by an emergency stop arriving from another thread,
+    as a Bench's is: the E-stop lands, the measurement raises instead of returning a value."""
+
+    def __init__(self, rig):
+        self.rig = rig
+        self.engine = None
+
+    def __getattr__(self, name):
+        return getattr(self.rig, name)
+
+    def measure(self, edges):
+        self.engine.estop()
+        raise RigError("measure: safe_state() was called meanwhile (an emergency stop?); stopped before the "
+                       "next exchange, no value is returned")
+
+
+def test_a_rig_call_cut_short_by_the_emergency_stop_ends_the_run_aborted_not_failed(setup):
+    exp, rig = setup
+    docs = Documents()
+    cut = _EstopDuringMeasure(rig)
+    engine = cut.engine = RunEngine(cut, [docs])
+
+    def body():
+        yield _drive(exp)
+        yield Msg("measure", (exp.ports.outputs,))
+
+    with pytest.raises(RigError):
+        engine.execute(lambda: engine.run_plan(body()))
+    assert engine.state == "aborted" and docs.stop().status == "aborted"
+    assert docs.stop().detail.startswith("emergency stop") and "safe_state() was called meanwhile" in docs.stop().detail
+    assert _outputs_are_quiet(exp, rig)
+
+
 class _FailingSafeState:
     """A rig whose one instrument cannot be made safe (a frozen SMU), the others can."""
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drivers.bench import report
 from drivers.bench.sources import SourceState, SourceUnit
 from drivers.instruments.errors import InstrumentError, ReadingError, WatchdogTripped
 from drivers.instruments.exchanges import CountingTransport, JoiningTransport, RoundTrips
@@ -80,6 +81,7 @@ class Bench(Rig):
         self._mux = {w.edge: w for w in config.mux}
         self._board_wire = {w.edge: w for w in config.board_wiring}
         self._closed = False
+        self.last_scan: dict[int, float] = {}  # edge -> volts of the last scan (displays)
         # Incremented by every safe_state(): a measure() running in another thread (an E-stop
         # came) sees it change and stops before its next exchange.
         self._safe_generation = 0
@@ -388,8 +390,14 @@ class Bench(Rig):
                 self._guard("idle", unit.safe_state)
 
     def describe(self) -> dict:
+        """kind, description, bench name, instrument identities, and (drivers/bench/report.py)
+        the limits in force, each instrument's setup and the board's network."""
         return {"kind": "bench", "description": f"bench {self.config.name!r} ({len(self.identities)} instruments)",
-                "bench": self.config.name, "instruments": dict(self.identities)}
+                "bench": self.config.name, "instruments": dict(self.identities),
+                **report.setup(self.config, self.identities)}
+
+    def health(self) -> dict[str, dict]:
+        return report.health(self)
 
     # ================================================================== internals
     def _check_open(self, call: str) -> None:
@@ -482,7 +490,9 @@ class Bench(Rig):
                             if f"channel {w.channel} " in str(exc))
             raise RigError(f"measure: the scan read an overrange or NaN value: {exc}"
                            f"{f' ({bad})' if bad else ''}; no value is returned") from exc
-        return {w.edge: w.polarity * float(v) for w, v in zip(wires, readings)}
+        volts = {w.edge: w.polarity * float(v) for w, v in zip(wires, readings)}
+        self.last_scan = volts
+        return volts
 
     def _write_codes(self, codes: dict[str, dict[int, int]]) -> None:
         for name, wanted in codes.items():

@@ -71,6 +71,7 @@ class SourceUnit:
         function = "VOLT" if role == "input" or self.compliance["CURR"] is None else "CURR"
         self.applied = self.requested = SourceState(function, 0.0, False)
         self.requested = self.rest_state()
+        self.last_reading: SmuReading | None = None  # the last check's answer, for displays
 
     @property
     def label(self) -> str:
@@ -186,8 +187,10 @@ class SourceUnit:
                     d.output_off()
                 self.applied = self.open_state_for(function)
                 reply = self.transport.query(d.MEASURE, timeout_s=d.measure_timeout_s, then=tail)
-                return d.reading_from_reply(reply, function)
-            return d.measure()
+                self.last_reading = d.reading_from_reply(reply, function)
+            else:
+                self.last_reading = d.measure()
+            return self.last_reading
         except ComplianceError as exc:
             raise RigError(f"measure: {self.label} is in compliance sourcing {sourcing}: {exc}; "
                            "no value is returned") from exc

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwlearn.app.launch import simulated_substrate
-from hwlearn.experiment import Experiment, build_experiment
+from hwlearn.app.sessions import describe
+from hwlearn.experiment import build_experiment
 from hwlearn.training.session import train_in_folder
 from hwlearn.training.trainer import Result
 
@@ -38,17 +39,6 @@ class RunOutcome:
                    result.position.epoch, result.position.step)
 
 
-def describe(experiment: Experiment, substrate) -> str:
-    """Three lines naming the rule, the task and the network, printed before a training."""
-    cfg = experiment.config
-    rule = cfg["rule"]
-    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name")
-    net = experiment.network
-    return (f"rule      {rule['name']}{f' ({params})' if params else ''}\n"
-            f"task      {cfg['task']['name']} ({len(experiment.task.train)} train / {len(experiment.task.test)} test)\n"
-            f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate.description}")
-
-
 def train_simulated(config: dict, run_dir: Path, *, resume: bool = False, stop: threading.Event | None = None,
                     progress=None, backend: str = "auto", source: str | None = None,
                     announce: Callable[[str], None] | None = None) -> RunOutcome:
@@ -62,7 +52,7 @@ def train_simulated(config: dict, run_dir: Path, *, resume: bool = False, stop: 
     experiment = build_experiment(config, source or str(run_dir))
     substrate = simulated_substrate(experiment, backend=backend)
     if announce is not None:
-        announce(describe(experiment, substrate))
+        announce(describe(experiment, substrate.description))
     result, run_dir = train_in_folder(experiment, substrate, Path(run_dir), resume=resume, progress=progress,
                                       stop=stop)
     return RunOutcome.of(result, run_dir)

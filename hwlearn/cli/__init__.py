@@ -12,7 +12,7 @@ from hwlearn import __version__
 from hwlearn.errors import HwlearnError
 
 COMMANDS = ["solve", "gradcheck", "train", "run", "runs", "show", "export", "reproduce", "sweep", "bench",
-            "virtual-bench"]
+            "virtual-bench", "gui"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,11 +9,10 @@ drivers checking every command against the limits) instead of opening the bench.
 from __future__ import annotations
 
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from hwlearn.app.training import RunOutcome, describe
+from hwlearn.app.sessions import bench_metadata, bench_substrate, describe, dry_run_on_twin
+from hwlearn.app.training import RunOutcome
 from hwlearn.cli.train import default_run_dir, summary
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
@@ -21,7 +20,6 @@ from hwlearn.experiment import build_experiment
 from hwlearn.plans import check_rule_on_rig
 from hwlearn.runstore import RunReader
 from hwlearn.training.progress import ProgressBar
-from hwlearn.training.rig_substrate import RigSubstrate
 from hwlearn.training.session import train_in_folder
 
 
@@ -56,37 +54,10 @@ def _experiment(args, bench_config):
     return build_experiment(config, source, network=bench_config.network)
 
 
-def _substrate(bench, experiment) -> RigSubstrate:
-    dev = experiment.config["device"]
-    return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
-                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms)
-
-
 def _dry_run(args, bench_config, experiment) -> int:
-    from drivers.bench import Bench
-    from simulator.virtual_bench import VirtualBench
-
-    if args.dry_run_epochs < 1:
-        raise ConfigError(f"--dry-run-epochs {args.dry_run_epochs}: must be >= 1")
-    epochs = min(args.dry_run_epochs, experiment.config["training"]["epochs"])
-    experiment.config["training"]["epochs"] = epochs
-    started = time.monotonic()
-    with VirtualBench(bench_config, twin=True) as twin:
-        with Bench.open(twin.bench_config()) as bench:
-            substrate = _substrate(bench, experiment)
-            with tempfile.TemporaryDirectory() as tmp:
-                result, _ = train_in_folder(experiment, substrate, Path(tmp) / "dry-run", progress=None)
-        trips = bench.round_trips  # read after close: the safe state's exchanges are counted too
-        safe = all(twin.is_safe().values())
-    samples = epochs * len(experiment.task.train)
-    print(f"dry run on the simulated twin of {bench_config.name!r}: {epochs} epoch(s), {samples} samples, "
-          f"{time.monotonic() - started:.1f} s; every command passed the limits")
-    print(f"instrument round trips: {trips.total} in all, {trips.total / samples:.1f} per training sample")
-    for call, count in sorted(trips.by_call.items()):
-        print(f"  {call:<14} {count}")
-    print(f"final train loss {result.metrics.get('train_loss', float('nan')):.4e}; "
-          f"the emulated instruments ended safe: {safe}")
-    return 0 if safe else 1
+    report = dry_run_on_twin(bench_config, experiment, args.dry_run_epochs)
+    print(report.text())
+    return 0 if report.safe else 1
 
 
 def run(args) -> int:
@@ -102,9 +73,9 @@ def run(args) -> int:
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
     with Bench.open(bench_config) as bench:
-        substrate = _substrate(bench, experiment)
-        print(describe(experiment, substrate), file=sys.stderr)
-        metadata = {"bench": bench_config.name, "bench_file": str(args.bench), "instruments": bench.identities}
+        substrate = bench_substrate(bench, experiment)
+        print(describe(experiment, substrate.description), file=sys.stderr)
+        metadata = bench_metadata(bench_config, args.bench, bench)
         result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
                                           progress=progress, metadata=metadata, synchronous="FULL")
         trips = bench.round_trips.total

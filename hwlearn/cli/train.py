@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
+from hwlearn.app.sessions import default_run_dir
 from hwlearn.app.training import RunOutcome, train_simulated
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
@@ -24,16 +24,6 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", default="auto", help="solver backend: auto, dense, cholmod, superlu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
-
-
-def default_run_dir(config: dict, root: Path = Path("runs")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    base = root / f"{config['name']}-{stamp}-seed{config['seeds']['base']}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = Path(f"{base}-{n}")
-    return candidate
 
 
 def summary(outcome: RunOutcome, resume_command: str | None = None) -> str:

@@ -259,6 +259,13 @@ class RunReader:
             return steps, out
         return self._read(query)
 
+    def array_steps(self, name: str, since_step: int | None = None) -> np.ndarray:
+        """The steps (int64, increasing) after ``since_step`` at which array ``name`` is recorded,
+        without reading the arrays: what a viewer offers to scrub through. Empty when none."""
+        rows = self._read(lambda c: c.execute("SELECT step FROM arrays WHERE name = ? AND step > ? ORDER BY step",
+                                              (name, _since(since_step))).fetchall())
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
     def array_at(self, name: str, step: int) -> np.ndarray:
         """Array ``name`` as recorded at ``step``; RunStoreError if it was not."""
         row = self._read(lambda c: c.execute("SELECT dtype, shape, data FROM arrays WHERE name = ? AND step = ?",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from hwlearn.documents import RunStart, Subscriber
@@ -83,11 +84,19 @@ class TrainingSession:
         finally:
             self._close_writer()
 
-    def start(self):
+    def start(self, after: Callable[[], None] | None = None):
         """Train in a worker thread (a GUI calls the engine's verbs meanwhile); returns the
-        thread. ``engine.join()`` waits for the Result."""
+        thread. ``after()`` runs in that thread once the run is recorded and its folder closed
+        (an application closes its bench there). ``engine.join()`` waits for the Result."""
         self._open()
-        return self.engine.start(self._body, self._start_document(), after=self._close_writer)
+
+        def finish():
+            try:
+                self._close_writer()
+            finally:
+                if after is not None:
+                    after()
+        return self.engine.start(self._body, self._start_document(), after=finish)
 
     # ---------------------------------------------------------------- internals
     def _open(self) -> None:

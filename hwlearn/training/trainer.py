@@ -149,6 +149,7 @@ class Trainer:
             pos = Position()
             metrics = self.evaluate()
             publish(StepRecord(0, 0, metrics, {"resistances": self.substrate.resistances()}))
+            self.engine.report_instruments(0)
             self._checkpoint(pos)
         else:
             pos = resume
@@ -167,6 +168,8 @@ class Trainer:
                 metrics = self.evaluate()
                 scalars.update(metrics)
             publish(StepRecord(pos.step, pos.epoch + 1, scalars, arrays))
+            if arrays:
+                self.engine.report_instruments(pos.step)
             if end_of_epoch:
                 pos.epoch += 1
                 pos.offset = 0

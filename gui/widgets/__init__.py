@@ -1,0 +1,1 @@
+"""The GUI's panels: controls, curves, edge map, instruments, events, run browser."""

@@ -1,0 +1,353 @@
+"""Prepared runs: an experiment on the simulated rig or on a bench, ready to dry-run and start.
+
+Shared by ``hwlearn run`` (which trains in its own thread and prints) and ``hwlearn gui`` (which
+starts runs in a worker thread and watches their documents). The GUI knows these objects only
+through the small protocol of gui/launcher.py:
+
+    launcher = Launcher(runs_root="runs")
+    prepared = launcher.prepare("examples/bench-teacher-omega.toml", bench="examples/virtual-bench.toml")
+    launched = prepared.launch(views=[bridge], dry_run=True)   # the plan on the bench's simulated twin
+    launched.engine.pause() ...                                # the engine's verbs, any thread
+    report = launched.release()                                # after the end: the bench closed, safe
+
+Everything is validated when a run is prepared, before any instrument is opened; each launch
+builds the experiment afresh from its config (a run consumes its random generators).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.bench import Bench
+from hwlearn.app.launch import simulated_substrate
+from hwlearn.config import load_experiment
+from hwlearn.config.bench import BenchConfig, load_bench_file
+from hwlearn.documents import Subscriber
+from hwlearn.engine import RunEngine
+from hwlearn.errors import ConfigError, HwlearnError
+from hwlearn.experiment import Experiment, build_experiment
+from hwlearn.plans import check_rule_on_rig
+from hwlearn.rules import LinearResponse
+from hwlearn.runstore import RunReader
+from hwlearn.solver import KirchhoffSolver
+from hwlearn.training.rig_substrate import RigSubstrate
+from hwlearn.training.session import TrainingSession
+from simulator.virtual_bench import VirtualBench
+
+
+def default_run_dir(config: dict, root: Path = Path("runs")) -> Path:
+    """runs/<name>-<UTC time>-seed<N>, made unique with -2, -3, ..."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = Path(root) / f"{config['name']}-{stamp}-seed{config['seeds']['base']}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    return candidate
+
+
+def describe(experiment: Experiment, substrate_description: str) -> str:
+    """Three lines: the rule, the task, the network and what it runs on."""
+    cfg = experiment.config
+    rule = cfg["rule"]
+    params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name")
+    net = experiment.network
+    return (f"rule      {rule['name']}{f' ({params})' if params else ''}\n"
+            f"task      {cfg['task']['name']} ({len(experiment.task.train)} train / {len(experiment.task.test)} test)\n"
+            f"network   {net.title}: {net.n_edges} edges, {experiment.learnable.size} updated; {substrate_description}")
+
+
+# ====================================================================== bench pieces
+def bench_substrate(bench, experiment: Experiment) -> RigSubstrate:
+    """The experiment on a bench: updates clipped to the device bounds, initial resistances
+    programmed when the run starts."""
+    dev = experiment.config["device"]
+    return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
+                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms)
+
+
+def bench_metadata(bench_config: BenchConfig, bench_file: str | Path, bench: Bench) -> dict:
+    return {"bench": bench_config.name, "bench_file": str(bench_file), "instruments": bench.identities}
+
+
+def bench_experiment(config: dict, source: str, bench_config: BenchConfig) -> Experiment:
+    """The experiment on the bench's network; the rule is refused here, before anything is
+    opened, when the bench cannot run it (the missing capability named)."""
+    experiment = build_experiment(config, source, network=bench_config.network)
+    check_rule_on_rig(experiment.rule, Bench(bench_config).capabilities, experiment.ports, experiment.learnable)
+    return experiment
+
+
+class TwinBench(Bench):
+    """A Bench on the instruments of a virtual twin, which also knows the exact gradient at the
+    twin's true resistances (a real bench cannot): a dry run shows how well the rule agrees."""
+
+    twin: VirtualBench | None = None
+
+    def exact_gradient(self, ports, edges, x, y):
+        if self.twin is None:
+            return None
+        factorization = KirchhoffSolver(self.network).factorize(self.twin.circuit.true_resistances())
+        return LinearResponse(factorization, ports, edges).exact_gradient(x, y)
+
+
+@dataclass
+class DryRunReport:
+    """What a dry run on the simulated twin found; ``text()`` is what ``hwlearn run --dry-run``
+    prints."""
+
+    bench: str
+    epochs: int
+    samples: int
+    seconds: float
+    round_trips: int
+    by_call: dict[str, int]
+    final_train_loss: float
+    safe: bool
+    status: str = "done"
+    detail: str = ""
+
+    def text(self) -> str:
+        lines = []
+        if self.status == "done":
+            lines.append(f"dry run on the simulated twin of {self.bench!r}: {self.epochs} epoch(s), {self.samples} "
+                         f"samples, {self.seconds:.1f} s; every command passed the limits")
+        else:
+            lines.append(f"dry run on the simulated twin of {self.bench!r} ended {self.status} after "
+                         f"{self.seconds:.1f} s: {self.detail}")
+        per_sample = self.round_trips / self.samples if self.samples else float("nan")
+        lines.append(f"instrument round trips: {self.round_trips} in all, {per_sample:.1f} per training sample")
+        lines += [f"  {call:<14} {count}" for call, count in sorted(self.by_call.items())]
+        lines.append(f"final train loss {self.final_train_loss:.4e}; the emulated instruments ended safe: {self.safe}")
+        return "\n".join(lines)
+
+
+def dry_run_epochs(experiment: Experiment, epochs: int) -> int:
+    """Limit the experiment to ``epochs`` (at least 1) for a dry run; returns the epochs run."""
+    if epochs < 1:
+        raise ConfigError(f"--dry-run-epochs {epochs}: must be >= 1")
+    epochs = min(epochs, experiment.config["training"]["epochs"])
+    experiment.config["training"]["epochs"] = epochs
+    return epochs
+
+
+class _Twin:
+    """A virtual twin of a bench and a TwinBench open on it, for one dry run."""
+
+    def __init__(self, bench_config: BenchConfig):
+        self.bench_config = bench_config
+        self.virtual = VirtualBench(bench_config, twin=True).start()
+        try:
+            self.bench = TwinBench.open(self.virtual.bench_config())
+        except BaseException:
+            self.virtual.stop()
+            raise
+        self.bench.twin = self.virtual
+
+    def close(self) -> tuple[int, dict[str, int], bool]:
+        """Close the bench, then the twin: (round trips, by call, every emulator safe)."""
+        try:
+            self.bench.close()
+            trips = self.bench.round_trips  # read after close: the safe state's exchanges count too
+            return trips.total, trips.by_call, all(self.virtual.is_safe().values())
+        finally:
+            self.virtual.stop()
+
+
+def dry_run_on_twin(bench_config: BenchConfig, experiment: Experiment, epochs: int,
+                    views: Sequence[Subscriber] = (), signals: bool = True) -> DryRunReport:
+    """Run ``epochs`` of the experiment on the bench's simulated twin, in this thread, recorded
+    in a temporary folder: every command goes through the real drivers and their limits. With
+    ``signals``, Ctrl-C and SIGTERM steer it (hwlearn.signals)."""
+    epochs = dry_run_epochs(experiment, epochs)
+    started = time.monotonic()
+    twin = _Twin(bench_config)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            session = TrainingSession(experiment, bench_substrate(twin.bench, experiment), Path(tmp) / "dry-run",
+                                      views=tuple(views))
+            result = session.run(signals=signals)
+    finally:
+        trips, by_call, safe = twin.close()
+    return DryRunReport(bench_config.name, epochs, epochs * len(experiment.task.train), time.monotonic() - started,
+                        trips, by_call, result.metrics.get("train_loss", float("nan")), safe)
+
+
+# ====================================================================== launched runs
+@dataclass
+class Launched:
+    """A run started in a worker thread. ``engine`` takes the verbs from any thread;
+    ``release()`` waits for the run's end and returns its closing report (the bench closed and
+    safe, or the dry run's findings)."""
+
+    engine: RunEngine
+    run_dir: Path
+    kind: str            # "simulated" or "bench"
+    dry_run: bool
+    title: str
+    _done: threading.Event = field(default_factory=threading.Event)
+    _report: list[str] = field(default_factory=list)
+
+    def release(self, timeout: float | None = None) -> str:
+        if not self._done.wait(timeout):
+            raise HwlearnError(f"{self.run_dir}: the run has not ended after {timeout} s")
+        return "\n".join(self._report)
+
+    @property
+    def released(self) -> bool:
+        return self._done.is_set()
+
+
+class SimulatedPrepared:
+    """An experiment on the built-in simulated rig (the fast path)."""
+
+    kind = "simulated"
+    can_dry_run = False
+
+    def __init__(self, experiment_path: str | Path, runs_root: Path, seed: int | None = None,
+                 backend: str = "auto"):
+        self.source = str(experiment_path)
+        self.config = load_experiment(experiment_path, seed=seed)
+        self.runs_root = Path(runs_root)
+        self.backend = backend
+        experiment = build_experiment(self.config, self.source)
+        self.title = f"{self.config['name']} on the simulated rig"
+        self.details = describe(experiment, simulated_substrate(experiment, backend).description)
+
+    def next_run_dir(self) -> Path:
+        return default_run_dir(self.config, self.runs_root)
+
+    def launch(self, views: Sequence[Subscriber] = (), dry_run: bool = False, run_dir: Path | None = None) -> Launched:
+        if dry_run:
+            raise HwlearnError("the simulated rig needs no dry run: start the run")
+        config = copy.deepcopy(self.config)
+        experiment = build_experiment(config, self.source)
+        session = TrainingSession(experiment, simulated_substrate(experiment, self.backend),
+                                  run_dir or self.next_run_dir(), views=tuple(views))
+        launched = Launched(session.engine, session.run_dir, self.kind, False, self.title)
+
+        def after():
+            launched._report.append(f"run {session.run_dir} ended {session.engine.state}")
+            launched._done.set()
+        session.start(after=after)
+        return launched
+
+
+class BenchPrepared:
+    """An experiment on a bench (real or virtual), validated against the bench file."""
+
+    kind = "bench"
+    can_dry_run = True
+
+    def __init__(self, experiment_path: str | Path, bench: str | Path | BenchConfig, runs_root: Path,
+                 seed: int | None = None, dry_run_epochs: int = 1):
+        self.source = str(experiment_path)
+        self.bench_config = bench if isinstance(bench, BenchConfig) else load_bench_file(bench)
+        self.bench_file = self.bench_config.source if isinstance(bench, BenchConfig) else str(bench)
+        self.config = load_experiment(experiment_path, seed=seed)
+        self.runs_root = Path(runs_root)
+        self.dry_run_epochs = dry_run_epochs
+        experiment = bench_experiment(self.config, self.source, self.bench_config)
+        self.title = f"{self.config['name']} on the bench {self.bench_config.name!r}"
+        self.details = describe(experiment, f"bench {self.bench_config.name!r} "
+                                f"({len(self.bench_config.instruments)} instruments, {self.bench_file})")
+        self._dry_dirs: list[Path] = []
+
+    def next_run_dir(self) -> Path:
+        return default_run_dir(self.config, self.runs_root)
+
+    def launch(self, views: Sequence[Subscriber] = (), dry_run: bool = False, run_dir: Path | None = None) -> Launched:
+        """Open the bench (or a twin for a dry run) and start the run in a worker thread. The
+        bench is closed (made safe) in that thread when the run ends, whatever ended it."""
+        config = copy.deepcopy(self.config)
+        experiment = bench_experiment(config, self.source, self.bench_config)
+        if dry_run:
+            return self._launch_dry(experiment, views)
+        bench = Bench.open(self.bench_config)
+        try:
+            metadata = bench_metadata(self.bench_config, self.bench_file, bench)
+            session = TrainingSession(experiment, bench_substrate(bench, experiment), run_dir or self.next_run_dir(),
+                                      metadata=metadata, synchronous="FULL", views=tuple(views))
+            launched = Launched(session.engine, session.run_dir, self.kind, False, self.title)
+
+            def after():
+                try:
+                    failures = bench.close()
+                    launched._report.append(
+                        f"run {session.run_dir} ended {session.engine.state}; the bench is closed, "
+                        + ("every instrument safe" if not failures else "safe state failed: " + "; ".join(failures)))
+                finally:
+                    launched._done.set()
+            session.start(after=after)
+        except BaseException:
+            bench.close()
+            raise
+        return launched
+
+    def _launch_dry(self, experiment: Experiment, views) -> Launched:
+        epochs = dry_run_epochs(experiment, self.dry_run_epochs)
+        started = time.monotonic()
+        folder = Path(tempfile.mkdtemp(prefix="hwlearn-dry-run-"))
+        self._dry_dirs.append(folder)
+        twin = _Twin(self.bench_config)
+        try:
+            session = TrainingSession(experiment, bench_substrate(twin.bench, experiment), folder / "dry-run",
+                                      views=tuple(views))
+            launched = Launched(session.engine, session.run_dir, self.kind, True,
+                                f"dry run of {self.config['name']} on the simulated twin of {self.bench_config.name!r}")
+
+            def after():
+                try:
+                    trips, by_call, safe = twin.close()
+                    engine = session.engine
+                    with RunReader(session.run_dir) as reader:
+                        last = reader.last_scalar("train_loss")
+                    loss = float("nan") if last is None else last[1]
+                    report = DryRunReport(self.bench_config.name, epochs, epochs * len(experiment.task.train),
+                                          time.monotonic() - started, trips, by_call, loss, safe,
+                                          status=engine.state, detail=engine.detail)
+                    launched._report.append(report.text())
+                finally:
+                    launched._done.set()
+            session.start(after=after)
+        except BaseException:
+            twin.close()
+            raise
+        return launched
+
+    def discard_dry_runs(self) -> None:
+        """Remove the temporary folders of this session's dry runs."""
+        for folder in self._dry_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._dry_dirs.clear()
+
+
+class Launcher:
+    """What ``hwlearn gui`` hands the GUI: where runs go, and how to prepare one."""
+
+    def __init__(self, runs_root: str | Path = "runs", seed: int | None = None):
+        self.runs_root = Path(runs_root)
+        self.seed = seed
+        self._prepared: list = []
+
+    def prepare(self, experiment: str | Path, bench: str | Path | BenchConfig | None = None):
+        """A SimulatedPrepared or BenchPrepared; ConfigError (naming the key) for a bad file."""
+        if bench is None:
+            prepared = SimulatedPrepared(experiment, self.runs_root, seed=self.seed)
+        else:
+            prepared = BenchPrepared(experiment, bench, self.runs_root, seed=self.seed)
+        self._prepared.append(prepared)
+        return prepared
+
+    def close(self) -> None:
+        """At the application's end: remove temporary dry-run folders."""
+        for prepared in self._prepared:
+            if isinstance(prepared, BenchPrepared):
+                prepared.discard_dry_runs()

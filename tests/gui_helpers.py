@@ -1,0 +1,32 @@
+"""Shared by the GUI tests (the ``make_window`` fixture is in conftest.py): experiment files sized
+for tests, waiting for a run's end."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from gui.window import MainWindow
+from tests.cli_helpers import ROOT
+
+WAIT_MS = 90_000  # only turns a hang into a failure; nothing asserts on time
+
+
+def experiment_file(folder: Path, example: str, **changes) -> Path:
+    """examples/<example>.toml with ``section__key=value`` changes (training__epochs=3), written
+    to ``folder``."""
+    doc = tomllib.loads((ROOT / "examples" / f"{example}.toml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        doc.setdefault(section, {})[key] = value
+    path = folder / f"{example}.toml"
+    path.write_text(tomli_w.dumps(doc))
+    return path
+
+
+def wait_ended(qtbot, window: MainWindow) -> None:
+    """Until the shown run ended and, if this window started it, its bench was released."""
+    qtbot.waitUntil(lambda: window.state.ended and (window.launched is None or window.launched.released)
+                    and bool(window.last_report or window.launched is None), timeout=WAIT_MS)
