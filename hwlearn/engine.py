@@ -74,6 +74,7 @@ class RunEngine:
         self._broken_views: set[int] = set()
         self._announced = ""  # the last stop or abort request recorded as a status
         self._stop_event = stop_event
+        self._pause_reason = ""
         self._cond = threading.Condition()
         self._estop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,10 +115,13 @@ class RunEngine:
             self.event("instruments", f"instrument {why}", level="debug", data=health, step=step)
 
     # ================================================================ verbs (any thread)
-    def pause(self) -> None:
+    def pause(self, reason: str = "") -> None:
+        """Hold at the next sample boundary; ``reason`` is recorded with the paused status (a
+        plan or a supervisor that found something an operator must look at)."""
         with self._cond:
             if self.state == "running":
                 self.state = "paused"
+                self._pause_reason = reason
                 self._cond.notify_all()
 
     def resume(self) -> None:
@@ -179,7 +183,7 @@ class RunEngine:
         try:
             if self.rig is not None:
                 self.rig.idle()
-            self.publish(StatusChange("paused", self._where()))
+            self.publish(StatusChange("paused", "; ".join(filter(None, [self._pause_reason, self._where()]))))
         finally:
             self._cond.acquire()
         last_beat = time.monotonic()
