@@ -9,6 +9,7 @@ volts; currents in amps; resistances in ohms.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,9 @@ class Rig(abc.ABC):
 
     network: Network
     capabilities: Capabilities
+    # Set by the run engine: called as on_fault(kind, instrument, detail) for every fault of an
+    # instrument link the rig met (a timeout, a garbled reply, a lost link), from any thread.
+    on_fault: Callable[[str, str, str], None] | None = None
 
     @abc.abstractmethod
     def resistances(self) -> np.ndarray:
@@ -115,6 +119,12 @@ class Rig(abc.ABC):
         """(k,) the exact batch-mean gradient of the loss on ``edges`` at the rig's true
         resistances, where the rig can know it (a simulation); None on a bench."""
         return None
+
+    def holds(self) -> list[str]:
+        """Conditions under which a run must not go on now (a board whose heartbeat was lost, an
+        instrument that stopped answering), one line each naming the instrument; empty when the
+        rig is fit. Read from what the rig knows, without I/O. The default has none."""
+        return []
 
     def health(self) -> dict[str, dict]:
         """Each instrument's state, for an operator's display: instrument name -> JSON-able

@@ -163,6 +163,26 @@ RECORD = Section(
     doc="what is written to the run folder",
 )
 
+SUPERVISION = Section(
+    {
+        "compliance_per_minute": Field("float", None, "suspend the run while more readings than this were refused "
+                                       "(a source in compliance, a value out of band) in the last minute; "
+                                       "unset: no limit", minimum=0.0),
+        "faults_per_minute": Field("float", None, "suspend the run while the instrument links met more faults than "
+                                   "this (timeouts, garbled replies, lost links) in the last minute; unset: no limit",
+                                   minimum=0.0),
+        "reading_band_volts": _positive("a measured voltage whose magnitude is above this is refused like a reading in compliance; "
+                                        "unset: no band", None, maximum=1000.0),
+        "reading_retries": Field("int", 0, "times a refused reading is measured again before the run fails "
+                                 "(0: the first refusal fails it)", minimum=0, maximum=10),
+        "on_clear": Field("str", "resume", "when the conditions of a suspension clear: go on, or abort the run",
+                          choices=("resume", "abort")),
+        "max_suspended_s": _positive("abort when a suspension lasts longer (seconds)", 300.0, maximum=86400.0),
+        "poll_s": _positive("how often a suspended run checks its conditions (seconds)", 1.0, maximum=60.0),
+    },
+    doc="what suspends a bench run and what refuses a reading (docs/reliability.md)",
+)
+
 EXPERIMENT = Section(
     {
         "name": Field("str", "experiment", "a label for the run folder: letters, digits, '.', '_' and '-', "
@@ -175,6 +195,7 @@ EXPERIMENT = Section(
         "mask": MASK,
         "seeds": SEEDS,
         "record": RECORD,
+        "supervision": SUPERVISION,
     }
 )
 
@@ -217,6 +238,9 @@ def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | No
     for name, value in zip(SEED_STREAMS, derived):
         if seeds[name] is None:
             seeds[name] = int(value)
+    # Optional limits left unset stay out of the resolved config (TOML has no null), so the run
+    # folder's config.toml resolves to the same config again.
+    config["supervision"] = {k: v for k, v in config["supervision"].items() if v is not None}
     return config
 
 
