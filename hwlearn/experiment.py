@@ -45,37 +45,11 @@ def _edge_spec(value, default_count: int):
     return default_count if value == "auto" else value
 
 
-# The largest network a simulated run takes: a 1e6-edge lattice needs about 1 GiB and 1 s per
-# gradient (docs/performance.md); memory grows faster than the edge count past that.
-MAX_EDGES = 4_000_000
-
-
-def _check_size(cfg: dict, d_in: int, d_out: int, source: str) -> None:
-    """Refuse, before minutes of building, a network no machine of ours can solve, saying why."""
-    kind = cfg["builder"]
-    if kind == "lattice":
-        rows, cols = cfg["rows"], cfg["cols"]
-        edges, what = rows * (cols - 1) + cols * (rows - 1), f"network.rows x network.cols = {rows} x {cols}"
-    elif kind == "crossbar":
-        lines = [d_in, *cfg["hidden"], d_out]
-        edges, what = sum(a * b for a, b in zip(lines, lines[1:])), f"network.hidden = {cfg['hidden']}"
-    elif kind == "random":
-        edges, what = cfg["edges"], f"network.edges = {cfg['edges']}"
-    else:
-        return
-    if edges > MAX_EDGES:
-        gib = edges / 1e6 * 1.1
-        raise ConfigError(f"{source}: {what} makes about {edges:,} edges; a simulated run takes at most "
-                          f"{MAX_EDGES:,} (this one would need roughly {gib:.0f} GiB and {edges / 1e6:.0f} s "
-                          "per gradient; docs/performance.md)")
-
-
 def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> Network:
     """The experiment's network: the shared builder (hwlearn.config.network) with the keys an
     experiment derives (a crossbar's lines from the task, a random graph's seed from seeds.init)
     and its input and output edges placed as network.input_edges / output_edges say."""
     kind = cfg["builder"]
-    _check_size(cfg, d_in, d_out, source)
     spec = {**cfg, "inputs": d_in, "outputs": d_out, "seed": seed}
     counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
     try:

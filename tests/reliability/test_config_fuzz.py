@@ -72,7 +72,7 @@ def _validate(experiment_path, bench_path) -> None:
     bench_experiment(config, str(experiment_path), bench_config)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_malformed_bench_file_is_refused_with_our_error_or_accepted(tmp_path, data):
     doc = _mutate(tomllib.loads(BENCH.read_text()), data)
@@ -84,7 +84,7 @@ def test_a_malformed_bench_file_is_refused_with_our_error_or_accepted(tmp_path, 
         assert str(exc) and "Traceback" not in str(exc)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_malformed_experiment_file_is_refused_with_our_error_or_accepted(tmp_path, data):
     doc = _mutate(tomllib.loads(EXPERIMENT.read_text()), data)
@@ -96,7 +96,7 @@ def test_a_malformed_experiment_file_is_refused_with_our_error_or_accepted(tmp_p
         assert str(exc)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=st.binary(max_size=200))
 def test_bytes_that_are_not_toml_are_refused_with_our_error(tmp_path, garbage):
     for name in ("bench.toml", "experiment.toml"):
