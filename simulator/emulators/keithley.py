@@ -262,6 +262,37 @@ class Keithley2450Emulator(_KeithleySmu):
         c(":READ", query=self._read_query)
         c(":ABORt", set=lambda p: None)
 
+    # Remote command sets (2450 reference manual, *LANG): kept in nonvolatile memory, so a unit
+    # left in TSP by someone else still answers *IDN? but ignores SCPI, :OUTP OFF included. A
+    # new setting takes effect at the next power-up (``power_cycle``).
+    LANGUAGES = ("SCPI", "TSP", "SCPI2400")
+
+    def _reset_state(self) -> None:
+        super()._reset_state()
+        if not hasattr(self, "language"):
+            self.language = self.language_at_power_up = "SCPI"
+
+    def power_cycle(self) -> None:
+        self.language = self.language_at_power_up
+        self.reset()
+
+    def handle(self, line: str) -> str | None:
+        if self.language != "SCPI":
+            head = line.strip().split(" ", 1)[0].split(";", 1)[0].upper()
+            if head not in ("*IDN?", "*LANG?", "*LANG"):
+                return None  # not this command set's syntax: nothing happens, nothing answers
+        return super().handle(line)
+
+    def _common(self, head: str, is_query: bool, params: list[str]) -> str | None:
+        if head == "*LANG":
+            if is_query:
+                if params:
+                    raise ScpiError(scpi.PARAMETER_NOT_ALLOWED)
+                return self.language
+            self.language_at_power_up = scpi.choice(_one(params), *self.LANGUAGES)
+            return None
+        return super()._common(head, is_query, params)
+
     def format_error(self, code: int, message: str) -> str:
         # The 2450 appends the event type and a time stamp to the message.
         return f'{code},"{message};{0 if code == 0 else 2};2024/01/01 00:00:00.000"'
