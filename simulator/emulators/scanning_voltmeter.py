@@ -41,6 +41,7 @@ class Keysight34970AEmulator(ScpiDevice):
         c(":CONFigure:VOLTage[:DC]", set=self._configure)
         c("[:SENSe]:VOLTage[:DC]:NPLCycles", set=self._set_nplc, query=self._get_nplc)
         c("[:SENSe]:VOLTage[:DC]:RANGe", set=self._set_range, query=self._get_range)
+        c(":INPut:IMPedance:AUTO", set=self._set_impedance_auto, query=self._get_impedance_auto)
         c(":ROUTe:SCAN", set=self._set_scan)
         c(":ROUTe:SCAN:SIZE", query=lambda p: str(len(self.scan)))
         c(":ROUTe:OPEN", set=self._open, query=lambda p: self._relays(p, closed=False))
@@ -60,6 +61,9 @@ class Keysight34970AEmulator(ScpiDevice):
         self.function: dict[int, str | None] = {ch: None for ch in self.channels}
         self.range: dict[int, float | None] = {ch: None for ch in self.channels}  # None: AUTO
         self.nplc: dict[int, float] = {ch: 1.0 for ch in self.channels}
+        # INPut:IMPedance:AUTO: >10 GOhm on the 0.1, 1 and 10 V ranges when on, 10 MOhm when off
+        # (the *RST and CONFigure setting).
+        self.impedance_auto: dict[int, bool] = {ch: False for ch in self.channels}
         self.scan: list[int] = []
         self.closed: set[int] = set()
         self.scanning = False
@@ -97,6 +101,7 @@ class Keysight34970AEmulator(ScpiDevice):
                 scpi.number(resolution, 0.0, 1.0)
         for ch in channels:
             self.function[ch], self.range[ch] = "VOLT:DC", rng
+            self.impedance_auto[ch] = False
         # CONFigure also redefines the scan list (34970A programmer's reference).
         self.scan = sorted(set(channels))
 
@@ -113,6 +118,19 @@ class Keysight34970AEmulator(ScpiDevice):
         if len(params) != 1:
             raise ScpiError(scpi.MISSING_PARAMETER)
         return ",".join(f"{self.nplc[ch]:+.8E}" for ch in self._channels(params[0]))
+
+    def _set_impedance_auto(self, params: list[str]) -> None:
+        if len(params) != 2:
+            raise ScpiError(scpi.MISSING_PARAMETER if len(params) < 2 else
+                            scpi.PARAMETER_NOT_ALLOWED)
+        state = scpi.boolean(params[0])
+        for ch in self._channels(params[1]):
+            self.impedance_auto[ch] = state
+
+    def _get_impedance_auto(self, params: list[str]) -> str:
+        if len(params) != 1:
+            raise ScpiError(scpi.MISSING_PARAMETER)
+        return ",".join("1" if self.impedance_auto[ch] else "0" for ch in self._channels(params[0]))
 
     def _set_range(self, params: list[str]) -> None:
         if len(params) != 2:
