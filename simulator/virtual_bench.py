@@ -15,12 +15,19 @@ pyserial's socket:// waits 0.3 s), whatever the resources say, so a dry run can 
 bench (GPIB, USB, /dev/tty...) on this machine; ``bench_config()`` is then the bench file with
 the twin's resources. Servers bind 127.0.0.1 only.
 
+A board served on socket:// restarts whenever a client connects, as an Arduino does when its USB
+port opens (its bootloader then ignores input for ``boot_s`` = 0.1 s before the boot
+announcement). A pty has no DTR line: a twin's board does not restart, and ``bench_config()``
+says so (``boot_wait_s = 0``), so that opening it does not wait for an announcement that never
+comes.
+
 The config is a hwlearn.config.bench.BenchConfig, used by attribute only (the simulator does not
 import the drivers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from simulator.emulators import (
@@ -36,6 +43,7 @@ from simulator.virtual_circuit import VirtualCircuit
 log = logging.getLogger("hwlearn.virtual_bench")
 
 SMU_EMULATORS = {"keithley2400": Keithley2400Emulator, "keithley2450": Keithley2450Emulator}
+BOOT_S = 0.1  # an emulated Arduino's bootloader time after its port opens (a real one: ~1 s)
 
 
 class VirtualBench:
@@ -120,8 +128,16 @@ class VirtualBench:
         return found
 
     def bench_config(self):
-        """The bench file with this virtual bench's resources (equal to it unless twin)."""
-        return self.config.with_resources(self.resources)
+        """The bench file with this virtual bench's resources (equal to it unless twin), and
+        ``boot_wait_s = 0`` for boards on a pty (they do not restart when opened)."""
+        config = self.config.with_resources(self.resources)
+        instruments = dict(config.instruments)
+        for name, server in self.servers.items():
+            inst = instruments[name]
+            if isinstance(server, PtyLineServer) and inst.kind == "board":
+                instruments[name] = dataclasses.replace(
+                    inst, settings={**inst.settings, "boot_wait_s": 0.0})
+        return dataclasses.replace(config, instruments=instruments)
 
     def set_latency(self, latency_s: float) -> None:
         for server in self.servers.values():
@@ -144,8 +160,10 @@ class VirtualBench:
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"
+            on_socket = not self.twin and inst.kind == "board"
             return BoardFirmware(self.circuit.board(name), channels=channels, model=model,
-                                 serial=serial, watchdog_s=self.watchdog_s)
+                                 serial=serial, watchdog_s=self.watchdog_s, auto_reset=on_socket,
+                                 boot_s=BOOT_S if on_socket else 0.0)
         raise ValueError(f"{name}: no emulator for driver {driver!r}")
 
     def _fixed_port(self, inst) -> int:

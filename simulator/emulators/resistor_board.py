@@ -96,6 +96,7 @@ class BoardFirmware(LineDevice):
         if cause not in RESET_CAUSES:
             raise ValueError(f"reset cause {cause!r} is not one of {RESET_CAUSES}")
         with self.lock:
+            self.take_unsolicited()  # what the UART had not sent yet dies with the restart
             self.armed = self.tripped = False
             self.booted, self.reset_cause = True, cause
             self._last_valid_ms = self._now_ms()
