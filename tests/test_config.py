@@ -83,3 +83,10 @@ def test_bad_toml_and_missing_files_are_reported(tmp_path):
         load_experiment(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_experiment(tmp_path / "missing.toml")
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_the_byte(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('name = "résistance"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text \(byte 0xe9 at offset 9\)"):
+        load_experiment(latin1)

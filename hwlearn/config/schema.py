@@ -159,12 +159,17 @@ class Validator:
 
 
 def load_toml(path: str | Path) -> dict:
+    """Parse a TOML file; ConfigError (naming the file) if it cannot be read, is not UTF-8 (TOML
+    files are UTF-8 by definition) or is not valid TOML."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); TOML files are UTF-8, save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
