@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hwlearn.cli.bench import add_visa_library, visa_library
 from hwlearn.cli.train import default_run_dir, describe, summary
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
@@ -37,6 +38,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="run folder (default: runs/<name>-<time>-seed<N>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed bench run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--clear-watchdog", action="store_true",
+                   help="acknowledge a tripped board watchdog (its codes went to the safe code) "
+                   "instead of refusing the bench; a resumed run writes its codes again")
+    add_visa_library(p, "the bench file's bench.visa_library")
     p.set_defaults(run=run)
 
 
@@ -72,7 +77,8 @@ def _dry_run(args, bench_config, experiment) -> int:
     experiment.config["training"]["epochs"] = epochs
     started = time.monotonic()
     with VirtualBench(bench_config, twin=True) as twin:
-        with Bench.open(twin.bench_config()) as bench:
+        # The twin is on loopback, which pyvisa-py reaches on any machine.
+        with Bench.open(twin.bench_config(), visa_library="pyvisa-py") as bench:
             substrate = _substrate(bench, experiment)
             substrate.program(experiment.initial_ohms[experiment.learnable])
             with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +108,8 @@ def run(args) -> int:
         return _dry_run(args, bench_config, experiment)
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
-    with Bench.open(bench_config) as bench:
+    with Bench.open(bench_config, clear_watchdog=args.clear_watchdog,
+                    visa_library=visa_library(args)) as bench:
         substrate = _substrate(bench, experiment)
         print(describe(experiment, substrate), file=sys.stderr)
         if not args.resume:

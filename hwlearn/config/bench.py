@@ -58,7 +58,8 @@ def _seconds(doc: str, default, low: float, high: float) -> Field:
     return Field("float", default, doc, minimum=low, maximum=high)
 
 
-def _visa_library(value: str) -> str | None:
+def check_visa_library(value: str) -> str | None:
+    """What is wrong with a VISA library name or path, or None."""
     if value in VISA_LIBRARIES:
         return None
     if not Path(value).is_absolute():
@@ -83,7 +84,7 @@ BENCH = Section({
                              maximum=MAX_TOTAL_WATTS),
     "visa_library": Field("str", "pyvisa-py", "the VISA library: 'pyvisa-py', 'ni-visa' (the "
                           "system's IVI VISA) or the path of a VISA library file",
-                          check=_visa_library),
+                          check=check_visa_library),
     "compliance_margin": Field("float", 0.02, "a current-mode output whose resistor voltage is "
                                "within this fraction of its voltage limit counts as in compliance",
                                minimum=0.0, maximum=0.5),
