@@ -28,6 +28,12 @@ class Timeout:
     late: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Interrupt:
+    """The read is interrupted (Ctrl-C) before the reply arrives (list the late reply in a
+    later step's replies, where it arrives)."""
+
+
 UNASKED = "<the device speaks unasked>"
 CLEAR = "<device clear>"
 
@@ -70,6 +76,8 @@ class ScriptedTransport(Transport):
             raise AssertionError(f"after step {self.step}: the driver reads, but the script has "
                                  "no reply here")
         reply = self._pending.pop(0)
+        if isinstance(reply, Interrupt):
+            raise KeyboardInterrupt
         if isinstance(reply, Timeout):
             self._late.extend(reply.late)
             raise InstrumentTimeout(self.name, f"scripted timeout after {timeout_s:g} s")

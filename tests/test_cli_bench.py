@@ -174,3 +174,16 @@ def test_the_commands_are_registered(command, capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: hwlearn {command[0]}" in out
+
+
+def test_bench_check_takes_the_visa_library_by_name(tmp_path, capsys):
+    config = example_config()
+    with VirtualBench(config, twin=True) as vb:
+        path = tmp_path / "twin.toml"
+        path.write_text(bench_file_text(config, vb.resources))
+        assert main(["bench", "check", str(path), "--visa-library", "ni-visa"]) == 1
+        out = capsys.readouterr().out
+        assert "open" in out and "cannot load the VISA library '@ivi'" in out
+        assert main(["bench", "check", str(path), "--visa-library", "pyvisa-py"]) == 0
+    assert main(["bench", "check", str(path), "--visa-library", "visa32.dll"]) == 2
+    assert "--visa-library 'visa32.dll': allowed: 'pyvisa-py'" in capsys.readouterr().err

@@ -142,13 +142,13 @@ def test_2400_measure_with_output_off_is_refused_without_io():
 def test_2400_safe_state_reads_the_instrument_ramps_to_zero_and_switches_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", "+1.200000E+00"), (":OUTP?", "1"),
                  (":SOUR:VOLT:LEV 8.000000E-01", None), (":SOUR:VOLT:LEV 4.000000E-01", None),
-                 (":SOUR:VOLT:LEV 0.000000E+00", None), (":OUTP OFF", None)]) as t:
+                 (":SOUR:VOLT:LEV 0.000000E+00", None), (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
 def test_2400_safe_state_when_already_safe_only_switches_off_again():
     with expect([(":SOUR:FUNC?", "CURR"), (":SOUR:CURR:LEV?", "+0.000000E+00"), (":OUTP?", "0"),
-                 (":OUTP OFF", None)] * 2) as t:
+                 (":OUTP OFF", None), ("*OPC?", "1")] * 2) as t:
         smu = k2400(t)
         smu.safe_state()
         smu.safe_state()
@@ -156,7 +156,7 @@ def test_2400_safe_state_when_already_safe_only_switches_off_again():
 
 def test_2400_safe_state_zeroes_a_level_left_programmed_with_output_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", "+3.000000E+00"), (":OUTP?", "0"),
-                 (":OUTP OFF", None), (":SOUR:VOLT:LEV 0.000000E+00", None)]) as t:
+                 (":OUTP OFF", None), (":SOUR:VOLT:LEV 0.000000E+00", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
@@ -170,7 +170,7 @@ def test_2400_safe_state_switches_off_even_when_reading_the_state_fails():
 def test_2400_safe_state_ramps_a_current_source_with_the_current_ramp_step():
     with expect([(":SOUR:FUNC?", "CURR"), (":SOUR:CURR:LEV?", "-2.000000E-02"), (":OUTP?", "1"),
                  (":SOUR:CURR:LEV -1.000000E-02", None), (":SOUR:CURR:LEV 0.000000E+00", None),
-                 (":OUTP OFF", None)]) as t:
+                 (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
@@ -328,7 +328,7 @@ def test_2450_malformed_measure_reply_is_a_protocol_error():
 
 def test_2450_safe_state_and_output_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT?", "5.000000E-01"), (":OUTP?", "1"),
-                 (":SOUR:VOLT 0.000000E+00", None), (":OUTP OFF", None)]) as t:
+                 (":SOUR:VOLT 0.000000E+00", None), (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2450(t).safe_state()
     with expect(K2450_CONFIGURE_VOLT + [(":OUTP ON", None), (":SOUR:VOLT 3.000000E-01", None),
                                         (":SOUR:VOLT 0.000000E+00", None),
@@ -419,7 +419,7 @@ def test_34970a_requests_outside_the_card_or_settings_raise_before_any_io(action
 
 
 def test_34970a_safe_state_aborts_and_opens_every_relay_of_every_card():
-    script = [("ABOR", None), ("ROUT:OPEN (@101:120,201:216)", None)]
+    script = [("ABOR", None), ("ROUT:OPEN (@101:120,201:216)", None), ("*OPC?", "1")]
     with expect(script * 2) as t:
         meter = dmm(t, cards={1: "34901A", 2: "34902A"})
         meter.safe_state()
@@ -483,14 +483,20 @@ def test_board_late_reply_with_an_old_id_is_discarded():
 
 
 def test_board_garbled_reply_is_discarded_and_the_request_resent_with_a_new_id():
-    with expect(CONNECT + [("3 HB*EA", "3 OK*00"), ("4 HB*88", framed("4 OK"))]) as t:
-        board(t).heartbeat()
+    with expect(CONNECT + [("3 GET? 1*7A", "3 OK 1=5*00"), (framed("4 GET? 1"), framed("4 OK 1=5"))]) as t:
+        assert board(t).read_codes([1]) == {1: 5}
     assert t.faults.count("garbled", "scripted") == 1
 
 
 def test_board_reply_garbled_more_often_than_the_retries_raises():
-    with expect(CONNECT + [("3 HB*EA", "3 OK*00"), ("4 HB*88", "4 OK")]) as t:
+    with expect(CONNECT + [("3 GET? 1*7A", "3 OK 1=5*00"), (framed("4 GET? 1"), "4 OK 1=5")]) as t:
         with pytest.raises(ProtocolError, match="no checksum"):
+            board(t).read_codes([1])
+
+
+def test_board_heartbeat_is_one_attempt_never_resent():
+    with expect(CONNECT + [("3 HB*EA", "3 OK*00")]) as t:
+        with pytest.raises(ProtocolError, match="checksum 00"):
             board(t).heartbeat()
 
 

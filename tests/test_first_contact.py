@@ -63,8 +63,9 @@ def test_a_2450_in_another_command_set_is_refused_at_identify_saying_how_to_swit
 
 
 def test_a_2450_that_does_not_answer_lang_is_refused_as_probably_tsp():
-    with expect([("*IDN?", IDN_2450), ("*LANG?", Timeout()), (CLEAR, None), ("*IDN?", IDN_2450),
-                 ("*LANG?", Timeout())]) as t:
+    # After the device clear, the marker's reply; then nothing: the late *LANG? reply never comes.
+    with expect([("*IDN?", IDN_2450), ("*LANG?", Timeout()), (CLEAR, None),
+                 ("*IDN?", [IDN_2450, Timeout()]), ("*LANG?", Timeout())]) as t:
         with pytest.raises(ProtocolError, match="no answer to \\*LANG\\?: the 2450 may be in the TSP"):
             Keithley2450(t, LIMITS, name="smu_in0").identify()
 
@@ -130,7 +131,8 @@ class _Permissive(Transport):
 
     def __init__(self, level: float):
         super().__init__("smu", timeout_s=1.0, retries=0)
-        self.answers = {":SOUR:FUNC?": "VOLT", ":SOUR:VOLT:LEV?": f"{level:+.6E}", ":OUTP?": "1"}
+        self.answers = {":SOUR:FUNC?": "VOLT", ":SOUR:VOLT:LEV?": f"{level:+.6E}", ":OUTP?": "1",
+                        "*OPC?": "1"}
         self.levels: list[float] = []
         self._reply: list[str] = []
 

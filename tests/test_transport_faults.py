@@ -18,11 +18,11 @@ from drivers.instruments.errors import InstrumentTimeout, ProtocolError
 from drivers.instruments.faults import FaultLog
 from drivers.instruments.keithley24xx import Keithley2400, SourceLimits
 from drivers.instruments.resistor_board import ResistorBoard
-from drivers.instruments.transport import SerialTransport, VisaTransport
+from drivers.instruments.transport import SerialTransport, Transport, VisaTransport
 from simulator.emulators.resistor_board import BoardFirmware
 from simulator.emulators.server import LineDevice, TcpLineServer
 from tests.fake_backend import FakeBackend
-from tests.scripted_transport import CLEAR, ScriptedTransport, Timeout, expect
+from tests.scripted_transport import CLEAR, Interrupt, ScriptedTransport, Timeout, expect
 
 IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 2400,1234567,C30"
 LIMITS = SourceLimits(max_volts=10.0, max_amps=0.1, max_watts=0.5, ramp_volts=0.5, ramp_amps=0.01)
@@ -72,6 +72,59 @@ def test_an_instrument_that_does_not_answer_the_marker_fails_fast_and_stays_mark
         with pytest.raises(InstrumentTimeout, match="after a device clear"):
             t.query(":OUTP?")   # still marked: re-synchronising again, never pairing blindly
     assert t.faults.count("resync") == 2
+
+
+def test_an_interrupted_resync_leaves_no_marker_reply_behind():
+    # Ctrl-C while waiting for the marker: its reply comes later and looks like the next
+    # marker's. The transport reads past every reply it is owed (the lost :READ? reply's, the
+    # first marker's) before it takes a marker reply for its own.
+    with expect([("*IDN?", IDN), (":READ?", Timeout()),
+                 (CLEAR, None), ("*IDN?", Interrupt()),
+                 (CLEAR, None), ("*IDN?", [IDN, IDN, Timeout()]),
+                 (":OUTP?", "1")], retries=0) as t:
+        t.set_marker("*IDN?", IDN)
+        assert t.query("*IDN?") == IDN
+        with pytest.raises(InstrumentTimeout):
+            t.query(":READ?")
+        with pytest.raises(KeyboardInterrupt):
+            t.query(":OUTP?")
+        assert t.query(":OUTP?") == "1"
+
+
+class _InterruptedAsTheLineGoesOut(Transport):
+    """Ctrl-C arrives during the write system call: the line is out, its reply will come, and
+    the interrupt is raised as the write returns."""
+
+    def __init__(self):
+        super().__init__("flaky", timeout_s=0.5, retries=0, drain_s=0.01)
+        self.replies: list[str] = []
+        self.interrupt_next_write = False
+
+    def _send(self, line):
+        self.replies.append(f"reply to {line}")
+        if self.interrupt_next_write:
+            self.interrupt_next_write = False
+            raise KeyboardInterrupt
+
+    def _receive(self, timeout_s):
+        if not self.replies:
+            raise InstrumentTimeout(self.name, "nothing to read")
+        return self.replies.pop(0)
+
+    def _discard(self, wait_s):
+        stale, self.replies = self.replies, []
+        return stale
+
+    def _close(self):
+        pass
+
+
+def test_an_interrupt_as_the_line_goes_out_does_not_shift_later_replies():
+    link = _InterruptedAsTheLineGoesOut()
+    link.interrupt_next_write = True
+    with pytest.raises(KeyboardInterrupt):
+        link.query(":SOUR:FUNC?")
+    assert link.query(":SOUR:VOLT?") == "reply to :SOUR:VOLT?"   # not 'reply to :SOUR:FUNC?'
 
 
 def test_every_fault_reaches_the_hook_with_kind_instrument_and_detail():

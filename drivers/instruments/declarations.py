@@ -155,6 +155,13 @@ def numbers(count: int) -> Parser:
     return parse
 
 
+def done(reply: str) -> bool:
+    """``*OPC?``'s answer: ``1`` once every command before it has been executed."""
+    if reply.strip() != "1":
+        raise ValueError("is not 1")
+    return True
+
+
 def flags(reply: str) -> list[bool]:
     """``0,1,0,...`` as bools."""
     return [zero_one(item) for item in reply.split(",")]

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from drivers.instruments.declarations import (
     OVERRANGE,
     Setting,
+    done,
     finite_number,
     level_within,
     numbers,
@@ -167,6 +168,8 @@ class KeithleySourceMeter(ScpiErrorQueue):
     output: Setting
     off_mode: Setting
     reading: Setting
+    # Confirms that the lines before it were executed (both manuals, IEEE 488.2).
+    complete = Setting("operation complete", query="*OPC?", parse=done)
 
     def __init__(self, transport: Transport, limits: SourceLimits, *, name: str | None = None,
                  measure_timeout_s: float | None = None,
@@ -399,9 +402,10 @@ class KeithleySourceMeter(ScpiErrorQueue):
         return [] if status.safe else [f"{self.name}: {status.describe()}"]
 
     def safe_state(self) -> None:
-        """Level to 0 by ramp, output off. Reads the instrument's actual state first (a previous
-        run may have left it on), skips every limit but the ramp step, always attempts the
-        switch-off, and is idempotent."""
+        """Level to 0 by ramp, output off, confirmed by ``*OPC?`` (a line written is not yet a
+        line executed). Reads the instrument's actual state first (a previous run may have left
+        it on), skips every limit but the ramp step, always attempts the switch-off, and is
+        idempotent."""
         with self.transport.lock:
             try:
                 function = self._read_function()
@@ -416,6 +420,7 @@ class KeithleySourceMeter(ScpiErrorQueue):
             if level != 0.0:
                 self.level(function).write(0.0)
             self._level = 0.0
+            self.complete.read()
 
     # -- internals -----------------------------------------------------------------------------
     def _configured(self) -> str:

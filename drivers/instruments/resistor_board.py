@@ -303,8 +303,9 @@ class ResistorBoard:
 
     # -- watchdog and restarts ----------------------------------------------------------------
     def heartbeat(self) -> None:
-        """Feed the board's watchdog."""
-        self._call(HB)
+        """Feed the board's watchdog: one attempt, never resent (a lost beat is the watchdog's
+        business, and a beat that waits on retries would hold the link from a safe state)."""
+        self._request("HB", retry=False)
 
     def start_heartbeat(self, period_s: float | None = None) -> None:
         """Send HB every ``period_s`` (default: a quarter of the watchdog timeout) from a daemon

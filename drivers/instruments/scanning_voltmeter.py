@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.instruments import validators as v
-from drivers.instruments.declarations import Setting, boolean, flags, on_off, text
+from drivers.instruments.declarations import Setting, boolean, done, flags, on_off, text
 from drivers.instruments.errors import LimitError, ProtocolError, ReadingError
 from drivers.instruments.scpi import Identity, ScpiErrorQueue, parse_identity, scpi_number
 from drivers.instruments.transport import Transport
@@ -130,6 +130,7 @@ class Keysight34970A(ScpiErrorQueue):
     readings = Setting("scan readings", query="READ?", parse=lambda reply: reply.split(","))
     closed = Setting("closed relays", query="ROUT:CLOS? {channels}", parse=flags)
     opened = Setting("open relays", set="ROUT:OPEN {value}", format=text)
+    complete = Setting("operation complete", query="*OPC?", parse=done)
     ABORT = "ABOR"
 
     def __init__(self, transport: Transport, *, name: str | None = None,
@@ -246,12 +247,14 @@ class Keysight34970A(ScpiErrorQueue):
         return [f"{self.name}: relays {shut} are closed"] if shut else []
 
     def safe_state(self) -> None:
-        """Abort any scan and open every relay of every card. Idempotent."""
+        """Abort any scan and open every relay of every card, confirmed by ``*OPC?``.
+        Idempotent."""
         with self.transport.lock:
             try:
                 self.transport.write(self.ABORT)
             finally:
                 self.opened.write(scan_list(self.channels))
+            self.complete.read()
 
     def _check_channels(self, channels: Sequence[int]) -> list[int]:
         chans = [v.integer(self.label, "channel", c) for c in channels]

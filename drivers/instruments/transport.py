@@ -64,8 +64,10 @@ class Transport(abc.ABC):
         self._closed = False
         self._marker: tuple[str, str] | None = None
         # True while a reply may still be on its way (a query timed out or was interrupted
-        # after its line went out): the next query re-synchronises first.
+        # around its write): the next query re-synchronises first. ``_owed`` counts the queries
+        # sent whose replies were not read; a resync reads past that many.
         self._desynced = False
+        self._owed = 0
 
     # -- the public verbs ------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -95,8 +97,11 @@ class Transport(abc.ABC):
             if self._desynced:
                 self.resync(line)
             for attempt in range(1, attempts + 1):
+                # Marked before the write: an interrupt (Ctrl-C) arriving as the line goes out
+                # must not leave its reply to be read as the next query's.
+                self._desynced = True
+                self._owed += 1
                 self.write(line)
-                self._desynced = True  # until its reply has been read
                 try:
                     reply = self.read_line(wait)
                 except InstrumentTimeout:
@@ -119,7 +124,7 @@ class Transport(abc.ABC):
                                       f"re-synchronised ({late} late line{'s' if late != 1 else ''} "
                                       f"discarded), attempt {attempt + 1} of {attempts}")
                     continue
-                self._desynced = False
+                self._desynced, self._owed = False, 0
                 return reply
         raise AssertionError("unreachable")
 
@@ -143,26 +148,37 @@ class Transport(abc.ABC):
                 late = self._discard(self.drain_s)
                 for line in late:
                     self.report_fault(fault.STALE, f"discarded late input {line!r}")
-                self._desynced = False
+                self._desynced, self._owed = False, 0
                 return len(late)
             query, expected = self._marker
             if failed == query:
                 query, expected = "*OPC?", "1"
+            owed = self._owed  # replies that may come before the marker's (an earlier marker's too)
+            self._owed += 1
             self.write(query)
+            read, matched = 0, False
             deadline = time.monotonic() + RESYNC_WAIT_S
-            for late in range(MAX_STALE_LINES + 1):
+            while read <= MAX_STALE_LINES:
                 try:
                     line = self.read_line(max(0.0, deadline - time.monotonic()))
                 except InstrumentTimeout:
+                    if matched:  # the replies still owed were lost: the last marker reply was ours
+                        self._desynced, self._owed = False, 0
+                        return read - 1
                     self.report_fault(fault.RESYNC, f"no answer to the marker {query!r} within "
                                       f"{RESYNC_WAIT_S:g} s of a device clear", recovered=False)
                     raise InstrumentTimeout(self.name, f"no answer to {query!r} within "
                                             f"{RESYNC_WAIT_S:g} s after a device clear: the "
                                             "instrument does not respond") from None
                 if line == expected:
-                    self._desynced = False
-                    return late
-                self.report_fault(fault.STALE, f"discarded late reply {line!r}")
+                    if read >= owed:  # every reply owed before it has been read: this is ours
+                        self._desynced, self._owed = False, 0
+                        return read
+                    matched = True  # perhaps an earlier marker's reply: read on while lines come
+                    deadline = time.monotonic() + RESYNC_WAIT_S
+                else:
+                    self.report_fault(fault.STALE, f"discarded late reply {line!r}")
+                read += 1
             self.report_fault(fault.RESYNC, f"more than {MAX_STALE_LINES} lines before the "
                               f"marker's reply", recovered=False)
             raise TransportError(self.name, f"more than {MAX_STALE_LINES} unexpected lines "

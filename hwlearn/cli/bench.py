@@ -134,6 +134,7 @@ def run_check(args) -> int:
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
 
+    library = visa_library(args)
     print(f"bench check: {args.bench_file}")
     report = Report()
     try:
@@ -146,7 +147,7 @@ def run_check(args) -> int:
                f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
                f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
     try:
-        bench = Bench.open(config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
+        bench = Bench.open(config, clear_watchdog=args.clear_watchdog, visa_library=library)
     except (HwlearnError, RigError) as exc:
         report.add("open", False, str(exc))
         return report.finish()

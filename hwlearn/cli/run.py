@@ -108,16 +108,32 @@ def run(args) -> int:
         return _dry_run(args, bench_config, experiment)
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
-    with Bench.open(bench_config, clear_watchdog=args.clear_watchdog,
-                    visa_library=visa_library(args)) as bench:
-        substrate = _substrate(bench, experiment)
-        print(describe(experiment, substrate), file=sys.stderr)
-        if not args.resume:
-            substrate.program(experiment.initial_ohms[experiment.learnable])
-        metadata = {"bench": bench_config.name, "bench_file": str(args.bench), "instruments": bench.identities}
-        result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
-                                          progress=progress, metadata=metadata, synchronous="FULL")
-        trips = bench.round_trips.total
+    bench = Bench.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
+    try:
+        with bench:
+            substrate = _substrate(bench, experiment)
+            print(describe(experiment, substrate), file=sys.stderr)
+            if not args.resume:
+                substrate.program(experiment.initial_ohms[experiment.learnable])
+            metadata = {"bench": bench_config.name, "bench_file": str(args.bench), "instruments": bench.identities}
+            result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
+                                              progress=progress, metadata=metadata, synchronous="FULL")
+            trips = bench.round_trips.total
+    finally:
+        _report_bench(bench)
     print(summary(result, run_dir, experiment))
     print(f"instrument round trips: {trips}")
+    if not bench.last_safe_state.ok:
+        return 1
     return 0 if result.status == "done" else 130
+
+
+def _report_bench(bench) -> None:
+    """Whatever ended the run: say so if the bench is not safe, and which link faults there were."""
+    faults = bench.faults.counts
+    if faults:
+        print("link faults: " + ", ".join(f"{n} {kind} on {name}" for (kind, name), n in sorted(faults.items())),
+              file=sys.stderr)
+    report = bench.last_safe_state
+    if not report.ok:
+        print(f"hwlearn run: the bench is NOT in its safe state: {report.describe()}", file=sys.stderr)

@@ -36,6 +36,8 @@ SMU_MAX_WATTS = 22.0            # both models' largest output power (2400: 22 W;
 MAX_RAMP_STEPS = 500            # from 0 to max_volts (or max_amps): ramp step >= max / 500
 MIN_TOTAL_WATTS = 1e-6          # below it no source could be switched on to any useful level
 MAX_TOTAL_WATTS = 1000.0
+SCPI_TIMEOUT_S = 5.0            # default reply timeout of a SCPI instrument
+BOARD_TIMEOUT_S = 1.0           # the board answers within milliseconds at 115200 baud
 DMM_CARDS = {"34901A": 20, "34902A": 16, "34908A": 40}  # voltage channels per module
 DMM_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)
 DMM_NPLCS = (0.02, 0.2, 1.0, 2.0, 10.0, 20.0, 100.0, 200.0)
@@ -119,7 +121,8 @@ NETWORK = Section({
 INSTRUMENT = Section({
     "driver": Field("str", REQUIRED, "which driver talks to it", choices=DRIVERS),
     "resource": Field("str", REQUIRED, "VISA resource (SCPI instruments) or serial port (board)"),
-    "timeout_s": _seconds("reply timeout, seconds", 5.0, 0.01, 600.0),
+    "timeout_s": _seconds("reply timeout, seconds (default 5; 1 for a resistor board, which "
+                          "answers within milliseconds)", None, 0.01, 600.0),
     "retries": Field("int", 1, "query retries after a timeout", minimum=0, maximum=5),
     "serial": Field("str", None, "the serial number *IDN? must report (guards against swapped "
                     "addresses of identical units)"),
@@ -429,6 +432,8 @@ class _Checker(Validator):
         spec = self.section(path, table, INSTRUMENT)
         driver = spec.pop("driver")
         common = {k: spec.pop(k) for k in ("resource", "timeout_s", "retries", "serial")}
+        if common["timeout_s"] is None:
+            common["timeout_s"] = BOARD_TIMEOUT_S if driver in BOARD_DRIVERS else SCPI_TIMEOUT_S
         link_kind = "serial" if driver in BOARD_DRIVERS else "scpi"
         try:
             link = check_resource(common["resource"], link_kind, allow_remote)
