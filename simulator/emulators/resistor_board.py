@@ -210,12 +210,12 @@ class BoardFirmware(LineDevice):
             self._go_safe()
             self.armed = False
             return f" SHDN={int(self.shutdown)}"
-        if verb == "STAT?":
+        if verb in ("STAT?", "HB"):  # HB: fed above; it reports the status too
             return (f" ARMED={int(self.armed)} TRIPPED={int(self.tripped)} BOOTED={int(self.booted)} "
                     f"RESET={self.reset_cause} SHDN={int(self.shutdown)}")
         if verb == "CLR":
             self.tripped = self.booted = False
-        return ""  # HB: nothing but the feeding
+        return ""
 
     def _parse_list(self, args: str, has_args: bool, is_set: bool,
                     request_id: int) -> list[tuple[int, int | None]]:
