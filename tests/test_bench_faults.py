@@ -243,3 +243,26 @@ def test_the_visa_library_is_chosen_by_name_and_a_missing_one_is_a_clear_error()
         assert not any(dev.lines() for dev in vb.emulators.values() if not hasattr(dev, "firmware"))
         with Bench.open(vb.bench_config(), visa_library="pyvisa-py") as bench:
             assert math.isfinite(bench.measure(bench.capabilities.readable)[0])
+
+
+def test_a_watchdog_trip_mid_run_is_seen_by_the_heartbeat_and_recovered_before_a_measurement(recorded):
+    seen, hook = recorded
+    with VirtualBench(example_config(), twin=True) as vb:
+        with Bench.open(vb.bench_config(), on_fault=hook) as bench:
+            learnable = bench.capabilities.learnable
+            bench.program(learnable, np.linspace(500.0, 8000.0, learnable.size))
+            bench.set_inputs([0.3, 0.2])
+            reference = bench.measure(bench.capabilities.readable)
+            firmware = vb.emulators["board"]
+            with firmware.lock:                      # the host was silent past the timeout:
+                firmware.tick(firmware.clock() + 60)  # the watchdog fires
+            assert firmware.tripped and firmware.is_safe()
+            tripped_at = time.monotonic()
+            deadline = tripped_at + 30
+            while not any(r.time > tripped_at and " HB*" in r.line for r in firmware.received):
+                assert time.monotonic() < deadline, "no heartbeat after the trip"
+                time.sleep(0.01)
+            volts = bench.measure(bench.capabilities.readable)   # recovered first
+            np.testing.assert_allclose(volts, reference, atol=2e-9)
+            assert not firmware.tripped
+            assert ("watchdog_tripped", "board") in [(k, i) for k, i, _ in seen]

@@ -88,12 +88,13 @@ TRANSCRIPTS = {
         (Raw("1 HB*00"), "0 ERR 1 CHECKSUM"),
         (Raw("1 HB*ZZ"), "0 ERR 2 FRAME"),
         (Raw("1 HB*1"), "0 ERR 2 FRAME"),
-        (Raw(f"1 HB*{crc8(b'1 HB'):02x}"), "1 OK"),  # lower-case checksum digits are fine
+        # lower-case checksum digits are fine
+        (Raw(f"1 HB*{crc8(b'1 HB'):02x}"), "1 OK ARMED=0 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
         ("0 HB", "0 ERR 2 FRAME"),
         ("65536 HB", "0 ERR 2 FRAME"),
         ("123456 HB", "0 ERR 2 FRAME"),
-        ("65535 HB", "65535 OK"),
-        ("007 HB", "7 OK"),
+        ("65535 HB", "65535 OK ARMED=0 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
+        ("007 HB", "7 OK ARMED=0 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
         ("HB", "0 ERR 2 FRAME"),
         ("5 ", "0 ERR 2 FRAME"),
         ("5", "0 ERR 2 FRAME"),
@@ -120,7 +121,8 @@ TRANSCRIPTS = {
         (Raw("x" * 500), "0 ERR 7 TOOLONG"),
         (Raw(""), None),                                  # empty lines are ignored
         (Raw("\r"), None),
-        (Raw(frame("6 HB") + "\r"), "6 OK"),             # CR LF line ends are fine
+        # CR LF line ends are fine
+        (Raw(frame("6 HB") + "\r"), "6 OK ARMED=1 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
         ("7 SET 0=1,1=1,2=1,3=1,4=1,5=1,6=1,7=1", "7 OK"),
     ],
     "frames_up_to_120_characters_are_read_longer_ones_refused": [
@@ -128,7 +130,8 @@ TRANSCRIPTS = {
         (Raw(frame("9 HB " + "x" * 112) + "\r"), "9 ERR 4 ARGS"),   # 120 and a CR
         (Raw(frame("9 HB " + "x" * 113)), "0 ERR 7 TOOLONG"),       # 121
         (Raw(frame("9 HB " + "x" * 114) + "\r"), "0 ERR 7 TOOLONG"),
-        ("10 HB", "10 OK"),                                          # and the next line is fine
+        # and the next line is fine
+        ("10 HB", "10 OK ARMED=0 TRIPPED=0 BOOTED=1 RESET=POR SHDN=0"),
     ],
     "watchdog_trips_after_the_timeout_and_set_is_refused_until_clr": ACKNOWLEDGE + [
         ("3 SET 0=10", "3 OK"),
@@ -145,9 +148,9 @@ TRANSCRIPTS = {
     ],
     "heartbeats_keep_the_watchdog_fed": ACKNOWLEDGE + [
         ("3 SET 1=77", "3 OK"),
-        ("#T 1500", None), ("4 HB", "4 OK"),
-        ("#T 3000", None), ("5 HB", "5 OK"),
-        ("#T 4500", None), ("6 HB", "6 OK"),
+        ("#T 1500", None), ("4 HB", "4 OK ARMED=1 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
+        ("#T 3000", None), ("5 HB", "5 OK ARMED=1 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
+        ("#T 4500", None), ("6 HB", "6 OK ARMED=1 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
         ("#T 6000", None),
         ("7 STAT?", "7 OK ARMED=1 TRIPPED=0 BOOTED=0 RESET=POR SHDN=0"),
         ("#CODES", codes(c1=77)),

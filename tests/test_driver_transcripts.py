@@ -537,7 +537,8 @@ def test_board_get_is_resent_after_a_timeout_and_the_late_reply_is_drained():
 
 def test_board_status_heartbeat_and_clear():
     with expect(CONNECT + [("3 STAT?*DF", framed("3 OK ARMED=1 TRIPPED=1 BOOTED=0 RESET=EXT SHDN=0")),
-                           ("4 HB*88", framed("4 OK")), ("5 CLR*50", framed("5 OK"))]) as t:
+                           ("4 HB*88", framed("4 OK ARMED=1 TRIPPED=1 BOOTED=0 RESET=EXT SHDN=0")),
+                           ("5 CLR*50", framed("5 OK"))]) as t:
         b = board(t)
         status = b.status()
         assert status.armed and status.tripped and not status.booted and status.reset_cause == "EXT"

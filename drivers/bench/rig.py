@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -328,26 +329,34 @@ class Bench(Rig):
         return True
 
     def _recover_board(self, name: str) -> None:
-        """A board that restarted: verify it holds the safe code everywhere and is out of
-        shutdown, acknowledge, then write back the codes the bench held (verified by
-        read-back). A board that did not restart is left as it is."""
+        """A board that restarted, or whose watchdog fired while this host was silent: verify it
+        holds the safe code everywhere and is out of shutdown, acknowledge (CLR), then write back
+        the codes the bench held (verified by read-back). A board that did neither is left as
+        it is."""
         board = self._boards[name]
         status = board.status()
-        if status.booted:
+        if status.booted or status.tripped:
             board.acknowledge_boot()
             held = {ch: c for ch, c in self._held.get(name, {}).items() if c != board.info.safe_code}
             if held:
                 board.write_codes(held)
-            self.faults.report(fault.REBOOT, name, f"the board restarted (reset cause "
-                               f"{status.reset_cause}); verified at the safe code, acknowledged, "
-                               f"{len(held)} codes restored")
+            what = (f"the board restarted (reset cause {status.reset_cause})" if status.booted else
+                    "the board's watchdog fired (this host was silent longer than its timeout)")
+            self.faults.report(fault.REBOOT if status.booted else fault.WATCHDOG, name,
+                               f"{what}; verified at the safe code, acknowledged, {len(held)} codes "
+                               "restored")
+        board.attention = None
         self._board_restarts[name] = board.restarts
 
     def _check_boards(self) -> None:
-        """A board whose boot announcement was read since the last look (by the heartbeat, or
-        any request) is recovered before the bench relies on its codes."""
+        """Before the bench relies on the boards' codes: a board whose boot announcement or
+        trip was seen since the last look (by its heartbeat, or any request), or that has been
+        silent for half its watchdog timeout (it may have tripped meanwhile), is asked and, if
+        it restarted or tripped, recovered."""
+        now = time.monotonic()
         for name, board in self._boards.items():
-            if board.restarts != self._board_restarts.get(name, 0):
+            silent = now - board.last_contact > self.config.instruments[name]["watchdog_s"] / 2
+            if board.restarts != self._board_restarts.get(name, 0) or board.attention or silent:
                 self._recover_board(name)
 
     def close(self) -> None:
@@ -658,7 +667,7 @@ class Bench(Rig):
             try:
                 try:
                     board.write_codes(changes)
-                except BoardRebooted:
+                except (BoardRebooted, WatchdogTripped):
                     self._recover_board(name)  # verified and the held codes restored first
                     board.write_codes(changes)
             except WatchdogTripped as exc:

@@ -36,8 +36,9 @@ GARBLED = "garbled"              # a reply with a bad checksum or shape, discard
 DISCONNECT = "disconnect"        # the link failed (closed, reset, device gone)
 RECONNECT = "reconnect"          # the link was opened again and the instrument verified
 REBOOT = "reboot"                # the resistor board restarted (its codes went to the safe code)
+WATCHDOG = "watchdog_tripped"    # the board's watchdog fired mid-run (the host was silent too long)
 SAFE_STATE = "safe_state_failed" # an instrument could not be made safe
-KINDS = (TIMEOUT, STALE, RESYNC, GARBLED, DISCONNECT, RECONNECT, REBOOT, SAFE_STATE)
+KINDS = (TIMEOUT, STALE, RESYNC, GARBLED, DISCONNECT, RECONNECT, REBOOT, WATCHDOG, SAFE_STATE)
 
 MAX_EVENTS = 1000
 

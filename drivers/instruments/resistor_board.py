@@ -165,7 +165,7 @@ IDN = Request("*IDN?", _identity, resend=True)
 INFO = Request("INFO?", _info, resend=True)
 SET = Request("SET", _nothing, resend=False)      # a SET's outcome is judged by its read-back
 GET = Request("GET?", _codes, resend=True)
-HB = Request("HB", _nothing, resend=True)
+HB = Request("HB", _status, resend=True)         # feeds the watchdog, reports the status
 SAFE = Request("SAFE", _shutdown, resend=True)     # resending can only make things safer
 STAT = Request("STAT?", _status, resend=True)
 CLR = Request("CLR", _nothing, resend=False)
@@ -197,6 +197,11 @@ class ResistorBoard:
         # The last boot announcement read (connect() waits for one), and how many were read.
         self.boot_cause: str | None = None
         self.restarts = 0
+        # A status the heartbeat found tripped or restarted (the bench recovers the board), and
+        # when the board last answered (time.monotonic()): a board silent for longer than its
+        # watchdog may have tripped.
+        self.attention: BoardStatus | None = None
+        self.last_contact = 0.0
         self._ids = itertools.cycle(range(1, 65536))
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
@@ -302,10 +307,18 @@ class ResistorBoard:
         return held
 
     # -- watchdog and restarts ----------------------------------------------------------------
-    def heartbeat(self) -> None:
-        """Feed the board's watchdog: one attempt, never resent (a lost beat is the watchdog's
-        business, and a beat that waits on retries would hold the link from a safe state)."""
-        self._request("HB", retry=False)
+    def heartbeat(self) -> BoardStatus:
+        """Feed the board's watchdog and read its status: one attempt, never resent (a lost
+        beat is the watchdog's business, and a beat that waits on retries would hold the link
+        from a safe state). A status that shows a trip or a restart is kept in ``attention``."""
+        data = self._request("HB", retry=False)
+        try:
+            status = HB.parse(data)
+        except ValueError as exc:
+            raise ProtocolError(self.label, f"reply data {data!r} to 'HB' {exc}") from None
+        if status.tripped or status.booted:
+            self.attention = status
+        return status
 
     def start_heartbeat(self, period_s: float | None = None) -> None:
         """Send HB every ``period_s`` (default: a quarter of the watchdog timeout) from a daemon
@@ -438,6 +451,7 @@ class ResistorBoard:
             else:
                 raise ProtocolError(self.label, f"no reply with id {request_id} to {request!r} "
                                                 f"among {STALE_LINES} lines")
+        self.last_contact = time.monotonic()
         if data.startswith("ERR "):
             self._raise_error(data, request)
         if data == "OK":

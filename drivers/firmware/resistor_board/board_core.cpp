@@ -262,7 +262,9 @@ size_t BoardCore::handle(const char* line, size_t len, bool overflowed, uint32_t
       go_safe();
       armed_ = false;
       w.puts(pots_.shutdown() ? " SHDN=1" : " SHDN=0");
-    } else if (equals(verb, verb_len, "STAT?")) {
+    } else if (equals(verb, verb_len, "STAT?") || equals(verb, verb_len, "HB")) {
+      // HB feeds the watchdog (above) and reports the status, so the host's heartbeat also
+      // learns of a trip or a restart.
       w.puts(armed_ ? " ARMED=1" : " ARMED=0");
       w.puts(tripped_ ? " TRIPPED=1" : " TRIPPED=0");
       w.puts(booted_ ? " BOOTED=1" : " BOOTED=0");
@@ -272,7 +274,7 @@ size_t BoardCore::handle(const char* line, size_t len, bool overflowed, uint32_t
     } else if (equals(verb, verb_len, "CLR")) {
       tripped_ = false;
       booted_ = false;
-    }  // HB: nothing but the feeding above
+    }
     return w.finish();
   }
 
