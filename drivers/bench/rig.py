@@ -353,11 +353,11 @@ class Bench(Rig):
         trip was seen since the last look (by its heartbeat, or any request), or that has been
         silent for half its watchdog timeout (it may have tripped meanwhile), is asked and, if
         it restarted or tripped, recovered."""
-        now = time.monotonic()
         for name, board in self._boards.items():
-            silent = now - board.last_contact > self.config.instruments[name]["watchdog_s"] / 2
-            if board.restarts != self._board_restarts.get(name, 0) or board.attention or silent:
-                self._recover_board(name)
+            with board.transport.lock:  # a heartbeat in flight finishes (and says what it saw) first
+                silent = time.monotonic() - board.last_contact > self.config.instruments[name]["watchdog_s"] / 2
+                if board.restarts != self._board_restarts.get(name, 0) or board.attention or silent:
+                    self._recover_board(name)
 
     def close(self) -> None:
         """safe_state(), stop the heartbeats, close every link. Idempotent."""

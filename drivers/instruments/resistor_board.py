@@ -311,13 +311,14 @@ class ResistorBoard:
         """Feed the board's watchdog and read its status: one attempt, never resent (a lost
         beat is the watchdog's business, and a beat that waits on retries would hold the link
         from a safe state). A status that shows a trip or a restart is kept in ``attention``."""
-        data = self._request("HB", retry=False)
-        try:
-            status = HB.parse(data)
-        except ValueError as exc:
-            raise ProtocolError(self.label, f"reply data {data!r} to 'HB' {exc}") from None
-        if status.tripped or status.booted:
-            self.attention = status
+        with self.transport.lock:  # a reader of ``attention`` holding the lock sees this beat's
+            data = self._request("HB", retry=False)
+            try:
+                status = HB.parse(data)
+            except ValueError as exc:
+                raise ProtocolError(self.label, f"reply data {data!r} to 'HB' {exc}") from None
+            if status.tripped or status.booted:
+                self.attention = status
         return status
 
     def start_heartbeat(self, period_s: float | None = None) -> None:
