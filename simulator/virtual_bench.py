@@ -22,12 +22,19 @@ own generator, the board's port draws ``stuck`` at each write and the voltmeter'
 each scan. ``faults_injected()`` counts them per instrument and kind, ``fault_log.events()``
 lists them.
 
+A board served on socket:// restarts whenever a client connects, as an Arduino does when its USB
+port opens (its bootloader then ignores input for ``boot_s`` = 0.1 s before the boot
+announcement). A pty has no DTR line: a twin's board does not restart, and ``bench_config()``
+says so (``boot_wait_s = 0``), so that opening it does not wait for an announcement that never
+comes.
+
 The config is a hwlearn.config.bench.BenchConfig, used by attribute only (the simulator does not
 import the drivers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from simulator.emulators import (
@@ -46,6 +53,7 @@ from simulator.virtual_circuit import VirtualCircuit
 log = logging.getLogger("hwlearn.virtual_bench")
 
 SMU_EMULATORS = {"keithley2400": Keithley2400Emulator, "keithley2450": Keithley2450Emulator}
+BOOT_S = 0.1  # an emulated Arduino's bootloader time after its port opens (a real one: ~1 s)
 
 
 class VirtualBench:
@@ -147,8 +155,16 @@ class VirtualBench:
         return found
 
     def bench_config(self):
-        """The bench file with this virtual bench's resources (equal to it unless twin)."""
-        return self.config.with_resources(self.resources)
+        """The bench file with this virtual bench's resources (equal to it unless twin), and
+        ``boot_wait_s = 0`` for boards on a pty (they do not restart when opened)."""
+        config = self.config.with_resources(self.resources)
+        instruments = dict(config.instruments)
+        for name, server in self.servers.items():
+            inst = instruments[name]
+            if isinstance(server, PtyLineServer) and inst.kind == "board":
+                instruments[name] = dataclasses.replace(
+                    inst, settings={**inst.settings, "boot_wait_s": 0.0})
+        return dataclasses.replace(config, instruments=instruments)
 
     def set_latency(self, latency_s: float) -> None:
         for server in self.servers.values():
@@ -176,8 +192,10 @@ class VirtualBench:
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"
+            on_socket = not self.twin and inst.kind == "board"
             firmware = BoardFirmware(self.circuit.board(name), channels=channels, model=model,
-                                     serial=serial, watchdog_s=self.watchdog_s)
+                                     serial=serial, watchdog_s=self.watchdog_s, auto_reset=on_socket,
+                                     boot_s=BOOT_S if on_socket else 0.0)
             if plan and self.faults.stuck:  # after the power-up, which is no fault's moment
                 firmware.backend = _StickingWrites(firmware.backend, plan)
             return firmware

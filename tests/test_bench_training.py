@@ -123,9 +123,9 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
         # has recorded the first (its stop request), then send the second (the abort).
         wait_for_status(tmp_path / "run", "stopping", proc)
         proc.send_signal(signals[1])
-    proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert all(vb.is_safe().values()), vb.is_safe()
+    assert all(vb.is_safe().values()), (vb.is_safe(), stderr)
     with RunReader(tmp_path / "run") as reader:
         assert reader.status().status == status
 
@@ -159,3 +159,16 @@ def test_a_rule_the_bench_cannot_run_is_refused_before_any_instrument_is_opened(
                    check=False)
     assert proc.returncode == 2 and "needs voltage clamps across the output edges" in proc.stderr, proc.stderr
     assert not any(device.lines() for device in vb.emulators.values())
+
+
+def test_hwlearn_run_accepts_the_clear_watchdog_its_refusal_names(served_bench, tmp_path):
+    vb, path = served_bench
+    vb.emulators["board"].auto_reset = False        # a board wired without DTR auto-reset keeps...
+    vb.emulators["board"].tripped = True            # ...its trip: a previous host stopped feeding it
+    refused = hwlearn("run", "examples/bench-teacher-omega.toml", "--bench", path, "--out",
+                      tmp_path / "refused", "--quiet", check=False)
+    assert refused.returncode == 2 and "hwlearn run: --clear-watchdog" in refused.stderr, refused.stderr
+    done = hwlearn("run", "examples/bench-teacher-omega.toml", "--bench", path, "--out", tmp_path / "run",
+                   "--quiet", "--clear-watchdog", check=False)
+    assert done.returncode == 0, done.stderr
+    assert not vb.emulators["board"].tripped and all(vb.is_safe().values())

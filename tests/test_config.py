@@ -170,3 +170,8 @@ def test_an_experiment_names_its_network_file_relative_to_itself(tmp_path, monke
     config = load_experiment(tmp_path / "exp.toml")
     assert config["network"]["path"] == str(tmp_path / "net.json")  # absolute in the resolved copy
     assert build_experiment(config).network.n_edges == 12
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_the_byte(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('name = "résistance"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml:1: not UTF-8 text \(byte 0xe9 at offset 9\)"):
+        load_experiment(latin1)

@@ -145,7 +145,8 @@ class _Twin:
         self.bench_config = bench_config
         self.virtual = VirtualBench(bench_config, twin=True).start()
         try:
-            self.bench = TwinBench.open(self.virtual.bench_config())
+            # The twin is on loopback, which pyvisa-py reaches on any machine.
+            self.bench = TwinBench.open(self.virtual.bench_config(), visa_library="pyvisa-py")
         except BaseException:
             self.virtual.stop()
             raise

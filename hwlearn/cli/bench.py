@@ -18,21 +18,44 @@ def add_parser(sub) -> None:
                        "serial ports this machine sees; 'check' validates a bench file, opens every "
                        "instrument, prints identities, verifies wiring, limits and the safe state.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="VISA resources (pyvisa-py) and serial ports")
+    listing = verbs.add_parser("list", help="VISA resources and serial ports")
     listing.add_argument("--timeout", type=float, default=VISA_LIST_TIMEOUT_S, metavar="S",
                          help=f"give up on the VISA search after S seconds (default {VISA_LIST_TIMEOUT_S:g})")
+    add_visa_library(listing, "pyvisa-py")
     listing.set_defaults(run=run_list)
     check = verbs.add_parser("check", help="open every instrument of a bench file and check it")
     check.add_argument("bench_file", metavar="BENCH.toml")
     check.add_argument("--clear-watchdog", action="store_true",
                        help="acknowledge a tripped board watchdog instead of refusing the bench")
+    add_visa_library(check, "the bench file's bench.visa_library")
     check.set_defaults(run=run_check)
+
+
+def add_visa_library(parser, default: str) -> None:
+    """``--visa-library NAME|PATH``: which VISA library opens the SCPI instruments."""
+    parser.add_argument("--visa-library", metavar="NAME|PATH",
+                        help="the VISA library: pyvisa-py, ni-visa (the system's IVI VISA, e.g. "
+                        f"NI-VISA) or the path of a VISA library file (default: {default})")
+
+
+def visa_library(args) -> str | None:
+    """The --visa-library value, checked as the bench file's key is; None if not given."""
+    from hwlearn.config.bench import check_visa_library
+    from hwlearn.errors import ConfigError
+
+    if args.visa_library is None:
+        return None
+    problem = check_visa_library(args.visa_library)
+    if problem:
+        raise ConfigError(f"--visa-library {args.visa_library!r}: {problem}")
+    return args.visa_library
 
 
 # ------------------------------------------------------------------------------ list
 def run_list(args) -> int:
-    visa, note = _visa_resources(args.timeout)
-    print("VISA resources (pyvisa-py):")
+    library = visa_library(args) or "pyvisa-py"
+    visa, note = _visa_resources(args.timeout, library)
+    print(f"VISA resources ({library}):")
     for resource in visa:
         print(f"  {resource}")
     if not visa:
@@ -46,9 +69,11 @@ def run_list(args) -> int:
     return 0
 
 
-def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
-    """pyvisa-py's resources, searched in a daemon thread: a discovery that hangs (a LAN search,
-    a stuck USB driver) costs at most ``timeout_s`` and never blocks the exit."""
+def _visa_resources(timeout_s: float, library: str) -> tuple[list[str], str]:
+    """The VISA library's resources, searched in a daemon thread: a discovery that hangs (a LAN
+    search, a stuck USB driver) costs at most ``timeout_s`` and never blocks the exit."""
+    from hwlearn.config.bench import visa_backend
+
     found: dict[str, object] = {}
 
     def search() -> None:
@@ -61,7 +86,7 @@ def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
             # that works without them is still the answer.
             warnings.filterwarnings("ignore", category=UserWarning, module="pyvisa_py")
 
-            manager = pyvisa.ResourceManager("@py")
+            manager = pyvisa.ResourceManager(visa_backend(library))
             try:
                 found["resources"] = list(manager.list_resources("?*"))
             finally:
@@ -75,7 +100,7 @@ def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
     if thread.is_alive():
         return [], f"the search did not finish within {timeout_s:g} s"
     if "error" in found:
-        return [], f"pyvisa-py: {found['error']}"
+        return [], f"{library}: {found['error']}"
     return found.get("resources", []), ""
 
 
@@ -109,6 +134,7 @@ def run_check(args) -> int:
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
 
+    library = visa_library(args)
     print(f"bench check: {args.bench_file}")
     report = Report()
     try:
@@ -121,7 +147,7 @@ def run_check(args) -> int:
                f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
                f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
     try:
-        bench = Bench.open(config, clear_watchdog=args.clear_watchdog)
+        bench = Bench.open(config, clear_watchdog=args.clear_watchdog, visa_library=library)
     except (HwlearnError, RigError) as exc:
         report.add("open", False, str(exc))
         return report.finish()
@@ -133,6 +159,9 @@ def run_check(args) -> int:
         bench.close()
     if bench.safe_state_failures:
         report.add("close", False, "; ".join(bench.safe_state_failures))
+    faults = bench.faults.counts
+    report.add("link faults", True, ", ".join(f"{n} {kind} on {name}" for (kind, name), n in
+                                             sorted(faults.items())) if faults else "none")
     return report.finish()
 
 
@@ -187,7 +216,8 @@ def _check_wiring(bench, report: Report, RigError) -> None:
 
 def _check_safe_state(bench, report: Report) -> None:
     for attempt in ("safe state", "safe state again"):
-        bench.safe_state()
+        outcome = bench.safe_state()
         problems = bench.safe_state_failures + bench.verify_safe()
         report.add(attempt, not problems, "; ".join(problems) if problems else
-                   "every source off at 0, every relay open, every board channel at its safe code")
+                   "every source off at 0, every relay open, every board channel at its safe code "
+                   f"and out of shutdown ({outcome.seconds:.2f} s)")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hwlearn.app.sessions import bench_metadata, bench_substrate, describe, dry_run_on_twin
 from hwlearn.app.training import RunOutcome
+from hwlearn.cli.bench import add_visa_library, visa_library
 from hwlearn.cli.train import default_run_dir, summary
 from hwlearn.config import load_experiment, resolve
 from hwlearn.errors import ConfigError
@@ -36,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="run folder (default: runs/<name>-<time>-seed<N>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed bench run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--clear-watchdog", action="store_true",
+                   help="acknowledge a tripped board watchdog (its codes went to the safe code) "
+                   "instead of refusing the bench; a resumed run writes its codes again")
+    add_visa_library(p, "the bench file's bench.visa_library")
     p.set_defaults(run=run)
 
 
@@ -72,14 +77,31 @@ def run(args) -> int:
         return _dry_run(args, bench_config, experiment)
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
-    with Bench.open(bench_config) as bench:
-        substrate = bench_substrate(bench, experiment)
-        print(describe(experiment, substrate.description), file=sys.stderr)
-        metadata = bench_metadata(bench_config, args.bench, bench)
-        result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
-                                          progress=progress, metadata=metadata, synchronous="FULL")
-        trips = bench.round_trips.total
+    bench = Bench.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
+    try:
+        with bench:
+            substrate = bench_substrate(bench, experiment)
+            print(describe(experiment, substrate.description), file=sys.stderr)
+            metadata = bench_metadata(bench_config, args.bench, bench)
+            result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
+                                              progress=progress, metadata=metadata, synchronous="FULL")
+            trips = bench.round_trips.total
+    finally:
+        _report_bench(bench)
     resume = f"hwlearn run --resume {run_dir} --bench {args.bench}"
     print(summary(RunOutcome.of(result, run_dir), resume_command=resume))
     print(f"instrument round trips: {trips}")
+    if not bench.last_safe_state.ok:
+        return 1
     return 0 if result.status == "done" else 130
+
+
+def _report_bench(bench) -> None:
+    """Whatever ended the run: say so if the bench is not safe, and which link faults there were."""
+    faults = bench.faults.counts
+    if faults:
+        print("link faults: " + ", ".join(f"{n} {kind} on {name}" for (kind, name), n in sorted(faults.items())),
+              file=sys.stderr)
+    report = bench.last_safe_state
+    if not report.ok:
+        print(f"hwlearn run: the bench is NOT in its safe state: {report.describe()}", file=sys.stderr)
