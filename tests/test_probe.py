@@ -27,7 +27,7 @@ from hwlearn.ports import Ports
 from hwlearn.rig import Capabilities
 from hwlearn.rules import RULES, CoupledLearning, FiniteDifference, LinearResponse, Omega, SolverExecutor, TwoPhase
 from hwlearn.rules.probe import probe_modes, probe_phases, probe_plan, probe_refusal
-from hwlearn.rules.probe_design import SAFETY, ReadingAccuracy, design_probes
+from hwlearn.rules.probe_design import SAFETY, ProbeLimits, ReadingAccuracy, UnitLimits, design_probes
 from hwlearn.rules.simulate import per_sample_gradient_and_outputs
 from hwlearn.solver import KirchhoffSolver
 from hwlearn.training.probing import LinearityError, ProbeSettings, choose_plan
@@ -302,3 +302,21 @@ def test_a_step_given_up_at_an_epochs_start_resumes_to_the_uninterrupted_result(
     last = checkpoints[-1]
     trainer.run(resume=trainer.restore(last.arrays, last.state))
     np.testing.assert_array_equal(substrate.resistances(), uninterrupted)
+
+
+def test_a_probe_the_limits_keep_near_the_voltmeters_resolution_is_warned_once():
+    net, ports, x, y = _network(5)
+    units = {int(k): UnitLimits(f"smu{k}", 2e-3, 1e-3, 1.0, 1e-3, 1.0) for k in
+             np.concatenate((ports.input_index, ports.outputs))}
+    limits = ProbeLimits(units)
+    rig = SimulatedRig(net, DeviceModel(r_min=100.0, r_max=1e5), np.random.default_rng(0))
+    substrate = RigSubstrate(rig, ports, net.role("tunable"), Omega(),
+                             probe=ProbeSettings("probe", "test", limits=limits,
+                                                 accuracy=ReadingAccuracy.keysight_34970a()))
+    events = []
+    substrate.engine.subscribe(events.append)
+    for _ in range(2):
+        substrate.gradient(Omega(), x, y)
+    warnings = [e for e in events if getattr(e, "kind", "") == "probe" and e.level == "warning"]
+    assert len(warnings) == 1 and "voltmeter's error" in warnings[0].message
+    assert warnings[0].data["reading_over_error"] < 100

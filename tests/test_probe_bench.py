@@ -123,3 +123,24 @@ def test_the_dry_run_and_the_run_folder_say_which_plan_measured_the_run(tmp_path
     assert "linearity_ratio" in doc["scalar_names"]
     text = hwlearn("show", tmp_path / "run").stdout
     assert any(line.startswith("plan") and "probe" in line for line in text.splitlines())
+
+
+def test_the_iris_bench_serves_a_9_by_3_crossbar_that_the_probe_plan_measures():
+    bench_config = load_bench_file(ROOT / "examples/virtual-bench-iris.toml")
+    config = load_experiment(ROOT / "examples/bench-iris-omega.toml")
+    config["plan"] = "probe"
+    exp = build_experiment(config, "bench-iris-omega.toml", network=bench_config.network)
+    assert (exp.ports.n_inputs, exp.ports.n_outputs, exp.learnable.size) == (9, 3, 27)
+    x, y = exp.task.train.x[:, :12], exp.task.train.y[:, :12]
+    with twin_bench(bench_config) as (vb, bench):
+        substrate = bench_substrate(bench, exp)
+        substrate.start()
+        gradient, outputs = substrate.gradient(exp.rule, x, y)
+        scans = substrate.engine.counts["measure"]
+        per_sample, measured = exp.rule.rig_gradient(substrate.run, exp.ports, exp.learnable, x, y,
+                                                     substrate.resistances())
+    assert scans == 9 + 3 + 1
+    # the per-sample plan applies levels rounded to the SMUs' 7 digits; the probes are exact levels
+    assert np.max(np.abs(gradient - per_sample)) < 1e-5 * np.max(np.abs(per_sample))
+    np.testing.assert_allclose(outputs, measured, rtol=1e-5, atol=1e-8)
+    assert all(vb.is_safe().values())

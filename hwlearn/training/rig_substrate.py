@@ -27,6 +27,9 @@ from hwlearn.training.substrate import StepDiscarded
 
 # A state key of the substrate's own: how many probe plans ran (seeds each check's combination).
 CHECKS_KEY = "probe_checks"
+# A probe whose largest reading is below this many times the voltmeter's error at it is weak: the
+# limits keep it too small for the voltmeter's resolution (warned once per run).
+WEAK_PROBE = 100.0
 
 
 class RigSubstrate:
@@ -61,6 +64,7 @@ class RigSubstrate:
         self._generation = 0           # bumped by every program(): probes hold for one generation
         self._inputs: tuple[int, ProbeSet] | None = None
         self._failed_at: int | None = None  # the generation at which a check failed
+        self._warned_weak = False
 
     def attach(self, engine: RunEngine) -> None:
         """Run every plan through ``engine`` (the run's controller)."""
@@ -141,6 +145,14 @@ class RigSubstrate:
         self.engine.event("probe", f"probe plan: {outcome.summary['phases']} phases, linearity "
                           f"{'passed' if outcome.linear else 'FAILED'} (largest residual {worst['max_ratio']:.3g} "
                           "of its bound)", level="debug", data=outcome.summary, step=step)
+        weakest = outcome.summary["weakest_probe"]
+        if weakest["reading_over_error"] < WEAK_PROBE and not self._warned_weak:
+            self._warned_weak = True
+            self.engine.event(
+                "probe", f"probe {weakest['probe']} reads at most {weakest['largest_reading_volts']:.3g} V, only "
+                f"{weakest['reading_over_error']:.3g} x the voltmeter's error there: the bench limits keep it small; "
+                "its noise weighs on every sample (probe.repeats averages it)",
+                level="warning", data=weakest, step=step)
         if outcome.linear:
             self._inputs = (self._generation, outcome.inputs)
         return outcome
