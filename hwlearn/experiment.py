@@ -17,6 +17,7 @@ from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
 from hwlearn.ports import Ports
 from hwlearn.rules import Rule, RuleParameterError, rule_from_config
+from hwlearn.rules.probe import probe_refusal
 from hwlearn.tasks import IrisTask, Task, TeacherTask
 
 
@@ -171,4 +172,8 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
         task = TeacherTask(ports, teacher, train_samples=task_cfg["train_samples"],
                            test_samples=task_cfg["test_samples"], noise_sigma=task_cfg["noise_sigma"],
                            seed=seeds["teacher"])
-    return Experiment(config, net, ports, task, make_rule(config["rule"], source), learnable, initial, rngs, source)
+    rule = make_rule(config["rule"], source)
+    refusal = probe_refusal(rule) if config.get("plan") == "probe" else None
+    if refusal:
+        raise ConfigError(f"{source}: plan = 'probe': {refusal}; use plan = 'per-sample' or 'auto'")
+    return Experiment(config, net, ports, task, rule, learnable, initial, rngs, source)

@@ -22,8 +22,11 @@ class SimulatedCircuit:
     """The network with device models on its tunable edges."""
 
     def __init__(self, network: Network, device: DeviceModel, rng: np.random.Generator,
-                 initial_ohms: np.ndarray | None = None, backend: str = "auto"):
+                 initial_ohms: np.ndarray | None = None, backend: str = "auto", nonlinearity=None):
+        """nonlinearity: a simulator.nonlinear.VoltageDependentEdges (tests of the linearity
+        check), None for the linear circuit every default path uses."""
         self.network = network
+        self.nonlinearity = nonlinearity
         self.device = device
         self.rng = rng
         self.tunable = network.role("tunable")
@@ -84,7 +87,12 @@ class SimulatedCircuit:
         return self._cache[1]
 
     def solve(self, excitation: Excitation, open_edges: tuple[int, ...] = ()) -> State:
-        return self.factorization(open_edges).solve(excitation)
+        if self.nonlinearity is None:
+            return self.factorization(open_edges).solve(excitation)
+        ohms = self._true.copy()
+        if open_edges:
+            ohms[list(open_edges)] += OPEN_OHMS
+        return self.nonlinearity.solve(self.solver.factorize, excitation, ohms)
 
     def read(self, volts: np.ndarray) -> np.ndarray:
         """Volts as a voltmeter reports them (the device model's read noise)."""

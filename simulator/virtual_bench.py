@@ -69,13 +69,15 @@ class VirtualBench:
     fault_seed       : their seed (default: the table's ``seed``, else 0).
     dmm_loading      : model the voltmeter's input resistance on the circuit (default off: the
                        virtual bench is then the simulated rig's exact twin).
+    nonlinearity     : simulator.nonlinear.VoltageDependentEdges: edges that stop being ohmic
+                       when driven hard (tests of the probe plan's linearity check); default none.
     """
 
     def __init__(self, config, *, latency_s: float = 0.0, read_noise_volts: float = 0.0,
                  seed: int = 0, twin: bool = False, watchdog_s: float = 2.0,
                  drivers: dict[str, str] | None = None, truth=None,
                  faults: FaultRates | None = None, fault_seed: int | None = None,
-                 dmm_loading: bool = False):
+                 dmm_loading: bool = False, nonlinearity=None):
         self.config = config
         self.latency_s = float(latency_s)
         self.twin = twin
@@ -83,7 +85,7 @@ class VirtualBench:
         self.drivers = {name: inst.driver for name, inst in config.instruments.items()}
         self.drivers.update(drivers or {})
         self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
-                                      truth=truth, dmm_loading=dmm_loading)
+                                      truth=truth, dmm_loading=dmm_loading, nonlinearity=nonlinearity)
         table = dict(getattr(config, "virtual_faults", None) or {})
         self.fault_seed = int(table.pop("seed", 0) if fault_seed is None else fault_seed)
         table.pop("seed", None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hwlearn.app.sessions import bench_metadata, bench_substrate, describe, dry_run_on_twin
+from hwlearn.app.sessions import bench_metadata, bench_plan, bench_substrate, describe, dry_run_on_twin
 from hwlearn.app.training import RunOutcome
 from hwlearn.cli.bench import add_visa_library, visa_library
 from hwlearn.cli.train import default_run_dir, summary
@@ -60,7 +60,8 @@ def _experiment(args, bench_config):
 
 
 def _dry_run(args, bench_config, experiment) -> int:
-    report = dry_run_on_twin(bench_config, experiment, args.dry_run_epochs)
+    probe = bench_plan(experiment, bench_config, confirm_on_twin=False, headless=True)
+    report = dry_run_on_twin(bench_config, experiment, args.dry_run_epochs, probe=probe)
     print(report.text())
     return 0 if report.safe else 1
 
@@ -77,11 +78,13 @@ def run(args) -> int:
         return _dry_run(args, bench_config, experiment)
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
+    probe = bench_plan(experiment, bench_config, confirm_on_twin=True, headless=True)
     bench = Bench.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
     try:
         with bench:
-            substrate = bench_substrate(bench, experiment)
+            substrate = bench_substrate(bench, experiment, probe)
             print(describe(experiment, substrate.description), file=sys.stderr)
+            print(f"plan      {probe.plan}: {probe.why}", file=sys.stderr)
             metadata = bench_metadata(bench_config, args.bench, bench)
             result, run_dir = train_in_folder(experiment, substrate, run_dir, resume=bool(args.resume),
                                               progress=progress, metadata=metadata, synchronous="FULL")

@@ -91,6 +91,8 @@ BENCH = Section({
     "compliance_margin": Field("float", 0.02, "a current-mode output whose resistor voltage is "
                                "within this fraction of its voltage limit counts as in compliance",
                                minimum=0.0, maximum=0.5),
+    "linearity_tolerance_volts": _positive("the largest residual per reading the probe plan's linearity check "
+                                           "accepts (default: the voltmeter's accuracy, propagated)", None),
 }, doc="the bench", required=True)
 
 # The shared [network] keys (hwlearn.config.network); a board is described in full, nothing assumed.
@@ -280,6 +282,7 @@ class BenchConfig:
     board_wiring: tuple[BoardWire, ...]
     calibration: Mapping[str, Mapping[int, ChannelCalibration]]
     virtual_faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    linearity_tolerance_volts: float | None = None
 
     def of_kind(self, kind: str) -> list[InstrumentConfig]:
         return [i for i in self.instruments.values() if i.kind == kind]
@@ -370,7 +373,8 @@ class _Checker(Validator):
                              "virtual.faults")
         config = BenchConfig(self.source, bench["name"], bench["allow_remote"], bench["visa_library"],
                              bench["max_total_watts"], bench["compliance_margin"], network,
-                             instruments, inputs, outputs, mux, board, calibration, faults)
+                             instruments, inputs, outputs, mux, board, calibration, faults,
+                             bench["linearity_tolerance_volts"])
         self.power(config)
         return config
 

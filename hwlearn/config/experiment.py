@@ -16,6 +16,7 @@ from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
 from hwlearn.rules import RULES, Parameter, parameters
+from hwlearn.rules.probe import ON_NONLINEAR, PLANS
 
 MAX_TASK_VALUES = 50_000_000  # numbers of a generated dataset (8 bytes each)
 SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
@@ -156,6 +157,20 @@ SEEDS = Section(
     doc="random streams",
 )
 
+PROBE = Section(
+    {
+        "repeats": Field("int", 1, "scans of every probe phase, averaged (the linearity check is scanned once)",
+                         minimum=1, maximum=100),
+        "headroom": Field("float", 0.5, "fraction of the largest amplitude the bench limits allow at which each "
+                          "probe is driven", minimum=0.0, maximum=1.0, exclusive_minimum=True),
+        "on_nonlinear": Field("str", "per-sample", "when the linearity check fails: 'per-sample' measures the "
+                              "step again with the per-sample plan, 'pause' waits for an operator (the GUI; "
+                              "then per-sample), 'fail' ends the run; nothing from the failed step is programmed",
+                              choices=ON_NONLINEAR),
+    },
+    doc="the probe plan (docs/bench.md, \"Probe plans\")",
+)
+
 RECORD = Section(
     {
         "array_every": Field("int", 10, "steps between recorded arrays (resistances, phase voltages)", minimum=1),
@@ -188,12 +203,16 @@ EXPERIMENT = Section(
     {
         "name": Field("str", "experiment", "a label for the run folder: letters, digits, '.', '_' and '-', "
                       "at most 64, not starting with '.' or '-'", check=_folder_label),
+        "plan": Field("str", "auto", "how a bench measures a step: 'probe' (d_in + d_out unit responses and a "
+                      "linearity check per step), 'per-sample' (every sample's phases), 'auto' (probe where the rule "
+                      "and the batch allow it and the bench's twin confirms linearity)", choices=PLANS),
         "network": NETWORK,
         "task": TASK,
         "rule": RULE,
         "training": TRAINING,
         "device": DEVICE,
         "mask": MASK,
+        "probe": PROBE,
         "seeds": SEEDS,
         "record": RECORD,
         "supervision": SUPERVISION,
