@@ -77,6 +77,9 @@ class RunEngine:
         self._announced = ""  # the last stop or abort request recorded as a status
         self._stop_event = stop_event
         self._pause_reason = ""
+        # True while the run's thread waits on an instrument: only then may a second Ctrl-C
+        # interrupt it (hwlearn.signals); an interrupt elsewhere could cut a record in half.
+        self.in_rig_call = False
         self.supervisor = supervisor or Supervisor(Policy())
         self._cond = threading.Condition()
         self._estop = threading.Event()
@@ -262,7 +265,7 @@ class RunEngine:
         policy = self.supervisor.policy
         for attempt in range(policy.reading_retries + 1):
             try:
-                volts = np.asarray(self.rig.measure(edges), dtype=float)
+                volts = np.asarray(self._on_rig(self.rig.measure, edges), dtype=float)
                 worst = self.supervisor.out_of_band(volts)
                 if worst is not None:
                     raise ReadingRefused(f"measure: a reading of {worst:g} V lies beyond supervision."
@@ -297,14 +300,22 @@ class RunEngine:
         self.counts[msg.verb] += 1
         self.position["verb"] = msg.verb
         if msg.verb == "set_inputs":
-            return rig.set_inputs(*msg.args)
+            return self._on_rig(rig.set_inputs, *msg.args)
         if msg.verb == "drive_outputs":
-            return rig.drive_outputs(*msg.args)
+            return self._on_rig(rig.drive_outputs, *msg.args)
         if msg.verb == "measure":
             return self._measure(*msg.args)
         if msg.verb == "program":
-            return np.asarray(rig.program(*msg.args), dtype=float)
+            return np.asarray(self._on_rig(rig.program, *msg.args), dtype=float)
         raise HwlearnError(f"plan yielded unknown message verb '{msg.verb}'")
+
+    def _on_rig(self, call, *args):
+        """A rig call, marked as a wait on the instruments (what a second Ctrl-C may cut)."""
+        self.in_rig_call = True
+        try:
+            return call(*args)
+        finally:
+            self.in_rig_call = False
 
     def run_plan(self, plan: Plan):
         """Execute one plan (one sample, or an update) to its end and return its value.
@@ -394,6 +405,9 @@ class RunEngine:
                 log.exception("the end of the run could not be recorded")
                 if error is None:
                     raise
+            finally:
+                if self.rig is not None:
+                    self.rig.on_fault = None  # the run is over: later faults are not its events
         if error is not None:
             raise error
         return result

@@ -103,9 +103,11 @@ class Rig(abc.ABC):
         default is what a bench can know: the resistances it holds."""
         return {"known_ohms": self.resistances()}
 
-    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = True) -> None:
         """Back to a snapshot: the default programs the tunable edges to the snapshot's
-        resistances and verifies what they hold, naming every edge that cannot return."""
+        resistances and verifies what they hold, naming every edge that cannot return. A rig that
+        can tell whether it still holds the snapshot (a bench, by reading its devices back) lists
+        every difference and refuses it unless ``reprogram``."""
         tunable = np.asarray(self.capabilities.tunable, dtype=np.int64)
         target = np.asarray(snapshot["known_ohms"], dtype=float)[tunable]
         achieved = np.asarray(self.program(tunable, target), dtype=float)

@@ -89,7 +89,7 @@ class SimulatedRig(Rig):
         """The circuit's whole state, the device model's hidden state included: exact resumes."""
         return self.circuit.state()
 
-    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = True) -> None:
         self.circuit.restore(snapshot)
 
     def exact_gradient(self, ports, edges, x, y) -> np.ndarray:

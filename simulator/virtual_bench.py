@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 from simulator.emulators import (
     BoardFirmware,
@@ -65,7 +66,9 @@ class VirtualBench:
     watchdog_s       : the emulated board's watchdog timeout.
     drivers          : instrument name -> emulated driver kind, to serve another model than the
                        bench file names (tests of the identity check).
-    faults           : FaultRates to inject (default: the bench file's [virtual.faults]).
+    faults           : FaultRates to inject (default: the bench file's [virtual.faults]), or a
+                       mapping of instrument name to FaultRates (instruments not named: none),
+                       e.g. garbled bytes only on the serial board, where a real link has them.
     fault_seed       : their seed (default: the table's ``seed``, else 0).
     dmm_loading      : model the voltmeter's input resistance on the circuit (default off: the
                        virtual bench is then the simulated rig's exact twin).
@@ -76,7 +79,7 @@ class VirtualBench:
     def __init__(self, config, *, latency_s: float = 0.0, read_noise_volts: float = 0.0,
                  seed: int = 0, twin: bool = False, watchdog_s: float = 2.0,
                  drivers: dict[str, str] | None = None, truth=None,
-                 faults: FaultRates | None = None, fault_seed: int | None = None,
+                 faults: FaultRates | Mapping[str, FaultRates] | None = None, fault_seed: int | None = None,
                  dmm_loading: bool = False, nonlinearity=None):
         self.config = config
         self.latency_s = float(latency_s)
@@ -90,6 +93,10 @@ class VirtualBench:
         self.fault_seed = int(table.pop("seed", 0) if fault_seed is None else fault_seed)
         table.pop("seed", None)
         self.faults = faults if faults is not None else FaultRates(**table)
+        if isinstance(self.faults, Mapping):
+            unknown = sorted(set(self.faults) - set(config.instruments))
+            if unknown:
+                raise ValueError(f"faults for {', '.join(unknown)}: no such instrument in the bench file")
         self.fault_log = FaultLog()
         self.fault_plans: dict[str, FaultPlan] = {}
         self.emulators: dict[str, object] = {}
@@ -103,8 +110,9 @@ class VirtualBench:
         try:
             for name, inst in self.config.instruments.items():
                 plan = None
-                if self.faults.any:
-                    plan = FaultPlan(self.faults, self.fault_seed, name, self.fault_log,
+                rates = self.rates(name)
+                if rates.any:
+                    plan = FaultPlan(rates, self.fault_seed, name, self.fault_log,
                                      framed=inst.kind == "board")
                     self.fault_plans[name] = plan
                 device = self._emulator(name, inst, plan)
@@ -182,6 +190,17 @@ class VirtualBench:
         return {name: device.is_safe() for name, device in self.emulators.items()}
 
     # -- internals ----------------------------------------------------------------------------
+    def inject(self, active: bool) -> None:
+        """Turn fault injection on or off for every instrument (on from start())."""
+        for plan in self.fault_plans.values():
+            plan.active = active
+
+    def rates(self, name: str) -> FaultRates:
+        """The fault rates of instrument ``name``."""
+        if isinstance(self.faults, Mapping):
+            return self.faults.get(name, FaultRates())
+        return self.faults
+
     def _emulator(self, name: str, inst, plan: FaultPlan | None):
         driver = self.drivers[name]
         serial = inst.serial or f"VB{list(self.config.instruments).index(name):04d}"
@@ -189,7 +208,7 @@ class VirtualBench:
             return SMU_EMULATORS[driver](name, self.circuit, serial=serial)
         if driver == "keysight34970a":
             cards = inst["cards"] if inst.kind == "dmm" else {1: "34901A"}
-            backend = _DriftingScans(self.circuit, plan) if plan and self.faults.drift else self.circuit
+            backend = _DriftingScans(self.circuit, plan) if plan and self.rates(name).drift else self.circuit
             return Keysight34970AEmulator(backend, cards=cards, serial=serial)
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
@@ -198,7 +217,7 @@ class VirtualBench:
             firmware = BoardFirmware(self.circuit.board(name), channels=channels, model=model,
                                      serial=serial, watchdog_s=self.watchdog_s, auto_reset=on_socket,
                                      boot_s=BOOT_S if on_socket else 0.0)
-            if plan and self.faults.stuck:  # after the power-up, which is no fault's moment
+            if plan and self.rates(name).stuck:  # after the power-up, which is no fault's moment
                 firmware.backend = _StickingWrites(firmware.backend, plan)
             return firmware
         raise ValueError(f"{name}: no emulator for driver {driver!r}")

@@ -80,6 +80,7 @@ from hwlearn.config.bench import BenchConfig, InstrumentConfig, load_bench_file,
 from hwlearn.errors import HwlearnError
 from hwlearn.rig import OUTPUT_MODES, Capabilities, Rig, RigError
 from hwlearn.signals import deferred_interrupts
+from hwlearn.supervision import ReadingRefused
 
 log = logging.getLogger("hwlearn.bench")
 
@@ -92,6 +93,11 @@ SAFE_STATE_EXCHANGES = {"smu": 4, "dmm": 1, "board": 3}
 
 def _not_commanded(why: str) -> None:
     raise SafeStateError("bench", f"not attempted: {why}")
+
+
+# A call (a measurement, a write) that timed out is tried again this often: a bench link that
+# loses one reply in a hundred then fails a call about once in 1e8, not once in 1e4.
+CALL_RETRIES_AFTER_TIMEOUT = 3
 
 
 class BenchError(RigError, HwlearnError):
@@ -504,7 +510,8 @@ class Bench(Rig):
     def safe_state(self) -> SafeStateReport:
         """Every source ramped to 0 V / 0 A and off, relays open, boards at the safe code: all
         instruments at once, each within its own bound (its safe-state exchanges times its
-        timeout, plus one re-synchronisation). Idempotent; never raises. Returns the report
+        timeout, plus one re-synchronisation, twice: a timed-out safe state is tried once more).
+        Idempotent; never raises. Returns the report
         (also ``last_safe_state``); every instrument not made safe is logged, listed in
         ``safe_state_failures`` and reported as a ``safe_state_failed`` fault."""
         if self._closed:
@@ -518,9 +525,16 @@ class Bench(Rig):
             def within(name: str, action):
                 def run() -> None:
                     with self.round_trips.call(call, counted=False):
-                        action()
+                        try:
+                            action()
+                        except InstrumentTimeout:
+                            # One lost or late reply must not leave a source on: the next
+                            # exchange re-synchronises the link (a frozen instrument fails that
+                            # too), and the safe state, which reads the actual state first,
+                            # starts over.
+                            action()
                 inst = self.config.instruments[name]
-                bound = SAFE_STATE_EXCHANGES[inst.kind] * inst.timeout_s + RESYNC_WAIT_S + 1.0
+                bound = 2 * (SAFE_STATE_EXCHANGES[inst.kind] * inst.timeout_s + RESYNC_WAIT_S) + 1.0
                 return run, bound
 
             for unit in self._units:
@@ -557,6 +571,24 @@ class Bench(Rig):
     def health(self) -> dict[str, dict]:
         return bench_report.health(self)
 
+    def holds(self) -> list[str]:
+        """A board silent for longer than its watchdog timeout (its heartbeat lost: its codes
+        went to the safe code) or a link that could not be opened again holds the run."""
+        if self._closed:
+            return []
+        found = []
+        now = time.monotonic()
+        for name, board in self._boards.items():
+            watchdog_s = self.config.instruments[name]["watchdog_s"]
+            silent = now - board.last_contact
+            if board.last_contact and silent > watchdog_s:
+                found.append(f"{name}: no heartbeat reply for {silent:.1f} s (its watchdog trips after "
+                             f"{watchdog_s:g} s)")
+        for name, transport in self._transports.items():
+            if transport.closed:
+                found.append(f"{name}: its link is closed")
+        return found
+
     # ================================================================== internals
     def _check_open(self, call: str) -> None:
         if self._closed:
@@ -568,15 +600,24 @@ class Bench(Rig):
         except HwlearnError as exc:
             raise RigError(f"{call}: {exc}") from None
 
-    def _guard(self, call: str, action):
+    def _guard(self, call: str, action, timeouts_left: int = CALL_RETRIES_AFTER_TIMEOUT):
         """Instrument errors surface as RigError naming the call (the Rig's one error type). A
-        lost link is opened again and verified once, and the call tried again."""
+        lost link is opened again and verified once, and the call tried again. A call cut short
+        by a timeout is tried again (up to CALL_RETRIES_AFTER_TIMEOUT times): its link has been
+        re-synchronised, so no late reply can be taken for a new one, and a source whose
+        transition was cut short starts over from a switch-off; nothing measured before the
+        timeout is returned."""
         try:
             return action()
         except RigError:
             raise
+        except InstrumentTimeout as exc:
+            if timeouts_left <= 0 or exc.instrument not in self._transports:
+                raise RigError(f"{call}: {exc}") from exc
+            self._after_timeout(call, exc.instrument)
+            return self._guard(call, action, timeouts_left - 1)
         except TransportError as exc:
-            if isinstance(exc, InstrumentTimeout) or exc.instrument not in self._transports:
+            if exc.instrument not in self._transports:
                 raise RigError(f"{call}: {exc}") from exc
             if not self._reconnect(exc.instrument, exc):
                 raise RigError(f"{call}: {exc}; reconnecting failed") from exc
@@ -588,6 +629,19 @@ class Bench(Rig):
                 raise RigError(f"{call}: {again}") from again
         except InstrumentError as exc:
             raise RigError(f"{call}: {exc}") from exc
+
+    def _after_timeout(self, call: str, name: str) -> None:
+        """Before a call that timed out on ``name`` is tried again: its link re-synchronised now,
+        so every late reply has been read and discarded and the instrument has done everything
+        it was sent (a scan taken before that could see a source not yet at its level); a source
+        on it is taken as unknown and brought to its state again from a switch-off."""
+        try:
+            self._transports[name].resync()
+        except InstrumentError as exc:
+            raise RigError(f"{call}: {exc}") from exc
+        for unit in self._units:
+            if unit.name == name:
+                unit.doubt()
 
     def _stage(self, call: str, states: dict[SourceUnit, SourceState]) -> None:
         for unit, state in states.items():
@@ -660,7 +714,7 @@ class Bench(Rig):
         for unit in current_units:
             problem = unit.current_mode_problem(volts[unit.edge], self.config.compliance_margin)
             if problem:
-                raise RigError(f"measure: {problem}; no value is returned")
+                raise ReadingRefused(f"measure: {problem}; no value is returned", "compliance")
         return np.array([volts[e] for e in edges.tolist()], dtype=float)
 
     def _scan(self, edges: list[int], generation: int | None = None) -> dict[int, float]:
@@ -675,8 +729,8 @@ class Bench(Rig):
         except ReadingError as exc:
             bad = ", ".join(f"channel {w.channel} spans {w.edge_name}" for w in wires
                             if w.channel in exc.channels)
-            raise RigError(f"measure: the scan read an overrange or NaN value: {exc}"
-                           f"{f' ({bad})' if bad else ''}; no value is returned") from exc
+            raise ReadingRefused(f"measure: the scan read an overrange or NaN value: {exc}"
+                                 f"{f' ({bad})' if bad else ''}; no value is returned", "overrange") from exc
         volts = {w.edge: w.polarity * float(v) for w, v in zip(wires, readings)}
         self.last_scan = volts
         return volts
@@ -736,6 +790,54 @@ class Bench(Rig):
         with self.round_trips.call("scan_idle"):
             volts = self._guard("scan", lambda: self._scan([w.edge for w in self.config.mux]))
         return {self.network.edge_names[e]: v for e, v in volts.items()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The calibrated ohms of every edge and, per tunable edge, the code its board channel
+        holds (NaN elsewhere): what a resume compares the bench with."""
+        codes = np.full(self.network.n_edges, np.nan)
+        for edge, wire in self._board_wire.items():
+            if wire.channel in self._held.get(wire.board, {}):
+                codes[edge] = self._held[wire.board][wire.channel]
+        return {"known_ohms": self.resistances(), "codes": codes}
+
+    def differences(self, snapshot: dict[str, np.ndarray]) -> list[str]:
+        """What the boards hold, read back now, against ``snapshot``: one line per tunable edge
+        whose code (or, for a snapshot without codes, calibrated ohms) differs for a reason the
+        bench does not know. A channel at its board's safe code is not one: every end of a run
+        (a stop, a crash that tripped the watchdog, a restart) leaves the boards there, and a
+        resume writes the checkpoint's codes over it."""
+        held = self.board_codes()
+        for name, codes in held.items():
+            self._held[name].update(codes)
+        known = np.asarray(snapshot["known_ohms"], dtype=float)
+        target = np.asarray(snapshot.get("codes", np.full(self.network.n_edges, np.nan)), dtype=float)
+        differences = []
+        for edge, wire in sorted(self._board_wire.items()):
+            now, name = held.get(wire.board, {}).get(wire.channel), self.network.edge_names[edge]
+            if now == self._boards[wire.board].info.safe_code:
+                continue
+            if np.isfinite(target[edge]):
+                if now != int(target[edge]):
+                    differences.append(f"{name} ({wire.board} channel {wire.channel}) holds code {now}, the "
+                                       f"checkpoint has {int(target[edge])}")
+            elif now is not None and not np.isclose(self._held_ohms(edge), known[edge], rtol=1e-9, atol=0.0):
+                differences.append(f"{name} holds {self._held_ohms(edge):.6g} ohm, the checkpoint has "
+                                   f"{known[edge]:.6g} ohm")
+        return differences
+
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = False) -> None:
+        """Back to a checkpoint: the snapshot's values written and verified. A channel that holds
+        neither them nor the safe code (differences()) is refused unless ``reprogram``
+        (RigError listing every one): the operator decides whether the bench may be changed."""
+        differences = self.differences(snapshot)
+        if differences and not reprogram:
+            raise RigError(f"the bench does not hold the checkpoint ({len(differences)} differences: "
+                           + "; ".join(differences) + "); nothing was written. Resume with --reprogram to "
+                           "write the checkpoint's values")
+        if differences:
+            log.warning("resume: writing the checkpoint's values over %d differences: %s", len(differences),
+                        "; ".join(differences))
+        super().restore(snapshot, reprogram=True)
 
     def board_codes(self) -> dict[str, dict[int, int]]:
         """The codes each board holds on its wired channels, read back now."""

@@ -30,7 +30,7 @@ from drivers.instruments.errors import ComplianceError, ReadingError
 from drivers.instruments.exchanges import JoiningTransport
 from drivers.instruments.keithley24xx import KeithleySourceMeter, SmuReading
 from hwlearn.config.bench import InstrumentConfig, SourceWire
-from hwlearn.rig import RigError
+from hwlearn.supervision import ReadingRefused
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,11 @@ class SourceUnit:
             d.set_output_off_mode("HIMP")
             d.configure(self.applied.function, self.compliance[self.applied.function])
 
+    def doubt(self) -> None:
+        """After a timeout on this unit's link: what it holds is not known, so the next apply()
+        starts over from a switch-off and a fresh configuration."""
+        self.applied = UNKNOWN
+
     def forget(self) -> None:
         """After setup() on a reconnected instrument: it rests off at 0, and the state asked
         for is still to be applied."""
@@ -202,11 +207,11 @@ class SourceUnit:
                 self.last_reading = d.measure()
             return self.last_reading
         except ComplianceError as exc:
-            raise RigError(f"measure: {self.label} is in compliance sourcing {sourcing}: {exc}; "
-                           "no value is returned") from exc
+            raise ReadingRefused(f"measure: {self.label} is in compliance sourcing {sourcing}: {exc}; "
+                                 "no value is returned", "compliance") from exc
         except ReadingError as exc:
-            raise RigError(f"measure: {self.label} reads an overrange or NaN value: {exc}; no "
-                           "value is returned") from exc
+            raise ReadingRefused(f"measure: {self.label} reads an overrange or NaN value: {exc}; no "
+                                 "value is returned", "overrange") from exc
 
     @staticmethod
     def open_state_for(function: str) -> SourceState:

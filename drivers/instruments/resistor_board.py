@@ -32,6 +32,7 @@ against the board's own range after ``connect()``. Codes are integers; nothing i
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -275,12 +276,10 @@ class ResistorBoard:
         checked = self._check_codes(codes)
         body = ",".join(f"{ch}={code}" for ch, code in sorted(checked.items()))
         with self.transport.lock:
-            try:
+            # A damaged reply (reported where it was found) leaves open whether the codes were
+            # set: the read-back tells.
+            with contextlib.suppress(ProtocolError):
                 self._call(SET, body)
-            except ProtocolError as exc:
-                # The reply was damaged: whether the codes were set, the read-back tells.
-                self.transport.report_fault(fault.GARBLED, f"reply to SET damaged ({exc}); "
-                                                           "judged by the read-back")
             held = self.read_codes(sorted(checked))
         wrong = {ch: (code, held[ch]) for ch, code in checked.items() if held[ch] != code}
         if wrong:
@@ -415,12 +414,12 @@ class ResistorBoard:
                 try:
                     return request.parse(data)
                 except ValueError as exc:
-                    raise ProtocolError(self.label, f"reply data {data!r} to {text!r} {exc}") from None
-            except ProtocolError as exc:
+                    damage = f"reply data {data!r} to {text!r} {exc}"
+                    self.transport.report_fault(fault.GARBLED, damage)
+                    raise ProtocolError(self.label, damage) from None
+            except ProtocolError:  # reported where it was found
                 if attempt == attempts:
                     raise
-                self.transport.report_fault(fault.GARBLED, f"{exc}; resending, attempt "
-                                                           f"{attempt + 1} of {attempts}")
         raise AssertionError("unreachable")
 
     def _request(self, request: str, *, retry: bool = True) -> str:
@@ -475,21 +474,23 @@ class ResistorBoard:
         return cause if cause in RESET_CAUSES else "OTHER"
 
     def _parse_reply(self, reply: str, request: str) -> tuple[int, str]:
+        """(request id, data) of an intact reply. A damaged one (no or a wrong checksum, no id) is
+        reported as a garbled-reply fault, once, here where it is found, and raised."""
         body, star, digits = reply.rpartition("*")
+        damage = None
         if not star or len(digits) != 2:
-            raise ProtocolError(self.label, f"reply {reply!r} to {request!r} has no checksum")
-        try:
-            expected = int(digits, 16)
-        except ValueError:
-            raise ProtocolError(self.label, f"reply {reply!r} has a checksum that is not "
-                                            "hex") from None
-        actual = crc8(body.encode("latin-1"))
-        if actual != expected:
-            raise ProtocolError(self.label, f"reply {reply!r} to {request!r}: checksum {digits} "
-                                            f"does not match the body's {actual:02X}")
+            damage = f"reply {reply!r} to {request!r} has no checksum"
+        elif not all(c in "0123456789ABCDEFabcdef" for c in digits):
+            damage = f"reply {reply!r} has a checksum that is not hex"
+        elif crc8(body.encode("latin-1")) != int(digits, 16):
+            damage = (f"reply {reply!r} to {request!r}: checksum {digits} does not match the body's "
+                      f"{crc8(body.encode('latin-1')):02X}")
+        elif not body.partition(" ")[0].isdigit():
+            damage = f"reply {reply!r} has no request id"
+        if damage is not None:
+            self.transport.report_fault(fault.GARBLED, damage)
+            raise ProtocolError(self.label, damage)
         reply_id, _, data = body.partition(" ")
-        if not reply_id.isdigit():
-            raise ProtocolError(self.label, f"reply {reply!r} has no request id")
         return int(reply_id), data
 
     def _raise_error(self, data: str, request: str) -> None:

@@ -73,15 +73,18 @@ def describe(experiment: Experiment, substrate_description: str) -> str:
 
 
 # ====================================================================== bench pieces
-def bench_substrate(bench, experiment: Experiment, probe: ProbeSettings | None = None) -> RigSubstrate:
+def bench_substrate(bench, experiment: Experiment, probe: ProbeSettings | None = None,
+                    reprogram: bool = False) -> RigSubstrate:
     """The experiment on a bench: updates clipped to the device bounds, initial resistances
     programmed when the run starts, steps measured as ``probe`` says (default: the plan the
-    experiment asks for on this bench, without a twin's confirmation)."""
+    experiment asks for on this bench, without a twin's confirmation); a resume refuses a bench
+    that does not hold the checkpoint unless ``reprogram``."""
     dev = experiment.config["device"]
     if probe is None:
         probe = probe_settings(experiment, bench.config)
     return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
-                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms, probe=probe)
+                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms, probe=probe,
+                        reprogram=reprogram)
 
 
 def probe_settings(experiment: Experiment, bench_config: BenchConfig, plan: str | None = None,
@@ -144,6 +147,24 @@ def confirm_linearity_on_twin(bench_config: BenchConfig, experiment: Experiment,
     if not outcome.linear:
         return False, f"largest residual {worst:.3g} x its bound"
     return True, f"largest residual {worst:.2g} of its bound"
+
+
+def compare_with_checkpoint(run_dir: Path, bench: Bench, *, reprogram: bool) -> None:
+    """Before a bench run is resumed (and its folder reopened): the instruments must be the ones
+    the run was made with, and the boards must hold the latest checkpoint's codes. Every
+    difference is listed; unless ``reprogram``, any difference refuses the resume (ConfigError)
+    and nothing is written to the bench."""
+    with RunReader(run_dir) as reader:
+        recorded = reader.metadata().get("instruments") or {}
+        checkpoint = reader.latest_checkpoint()
+    differences = [f"{name}: the run was made with {then!r}, the bench now reports {bench.identities.get(name)!r}"
+                   for name, then in recorded.items() if bench.identities.get(name) != then]
+    if checkpoint is not None:
+        differences += bench.differences(checkpoint.arrays)
+    if differences and not reprogram:
+        raise ConfigError(f"{run_dir}: the bench differs from the run's checkpoint: " + "; ".join(differences)
+                          + ". Nothing was written; resume with --reprogram to accept the bench and write the "
+                          "checkpoint's values")
 
 
 def bench_metadata(bench_config: BenchConfig, bench_file: str | Path, bench: Bench) -> dict:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hwlearn.app.sessions import bench_metadata, bench_plan, bench_substrate, describe, dry_run_on_twin
+from hwlearn.app.sessions import (
+    bench_metadata,
+    bench_plan,
+    bench_substrate,
+    compare_with_checkpoint,
+    describe,
+    dry_run_on_twin,
+)
 from hwlearn.app.training import RunOutcome
 from hwlearn.cli.bench import add_visa_library, visa_library
 from hwlearn.cli.train import default_run_dir, summary
@@ -40,6 +47,10 @@ def add_parser(sub) -> None:
     p.add_argument("--clear-watchdog", action="store_true",
                    help="acknowledge a tripped board watchdog (its codes went to the safe code) "
                    "instead of refusing the bench; a resumed run writes its codes again")
+    p.add_argument("--reprogram", action="store_true",
+                   help="with --resume: accept a bench that differs from the checkpoint (other instrument "
+                   "identities, other codes held) and write the checkpoint's values; without it such a "
+                   "resume is refused, listing every difference")
     add_visa_library(p, "the bench file's bench.visa_library")
     p.set_defaults(run=run)
 
@@ -82,7 +93,9 @@ def run(args) -> int:
     bench = Bench.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
     try:
         with bench:
-            substrate = bench_substrate(bench, experiment, probe)
+            if args.resume:
+                compare_with_checkpoint(Path(args.resume), bench, reprogram=args.reprogram)
+            substrate = bench_substrate(bench, experiment, probe, reprogram=args.reprogram)
             print(describe(experiment, substrate.description), file=sys.stderr)
             print(f"plan      {probe.plan}: {probe.why}", file=sys.stderr)
             metadata = bench_metadata(bench_config, args.bench, bench)

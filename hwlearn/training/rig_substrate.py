@@ -35,13 +35,16 @@ WEAK_PROBE = 100.0
 class RigSubstrate:
     def __init__(self, rig: Rig, ports: Ports, learnable: np.ndarray, rule, engine: RunEngine | None = None,
                  description: str | None = None, bounds: tuple[float, float] = (0.0, np.inf),
-                 initial_ohms: np.ndarray | None = None, probe: ProbeSettings | None = None):
+                 initial_ohms: np.ndarray | None = None, probe: ProbeSettings | None = None,
+                 reprogram: bool = True):
         """bounds: (r_min, r_max) of the update rule (docs/theory.md: r <- clip(r - lr g)),
         narrowed per edge to what the rig can hold (``rig.ohms_range()``). initial_ohms: (m,)
         what start() programs on the learnable edges (None: whatever the rig holds). probe: how
-        steps are measured (default: the per-sample plan)."""
+        steps are measured (default: the per-sample plan). reprogram: whether a resume may
+        write the checkpoint's values over what the rig holds (a bench asks the operator)."""
         check_rule_on_rig(rule, rig.capabilities, ports, np.asarray(learnable))
         self.probe = probe or ProbeSettings()
+        self.reprogram = reprogram
         if self.probe.plan == "probe":
             refusal = probe_unavailable(rule, rig.capabilities, ports)
             if refusal:
@@ -220,7 +223,7 @@ class RigSubstrate:
         checks = state.pop(CHECKS_KEY, None)
         self._generation += 1
         try:
-            self.rig.restore(state)
+            self.rig.restore(state, reprogram=self.reprogram)
         except RigError as exc:
             raise RigError(f"resume: {exc}") from None
         if checks is not None:
