@@ -535,6 +535,7 @@ class Keithley2400(KeithleySourceMeter):
                            unit="s", check=within(0.0, 999.9999, "s"))
     nplc = Setting("integration time", set=":SENS:CURR:NPLC {value}", query=":SENS:CURR:NPLC?",
                    parse=finite_number, unit="NPLC", check=within(0.01, 10.0, "NPLC"))
+    line_frequency = Setting("power-line frequency", query=":SYST:LFR?", parse=finite_number, unit="Hz")
 
     def configure_pulses(self, compliance_amps: float, delay_s: float, nplc: float) -> None:
         """Voltage pulses of source delay ``delay_s`` plus ``nplc`` cycles of integration, the

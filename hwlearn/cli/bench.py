@@ -129,7 +129,7 @@ class Report:
 
 
 def run_check(args) -> int:
-    from drivers.bench import Bench
+    from drivers.bench import open_bench
     from hwlearn.config.bench import load_bench_file
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
@@ -147,7 +147,7 @@ def run_check(args) -> int:
                f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
                f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
     try:
-        bench = Bench.open(config, clear_watchdog=args.clear_watchdog, visa_library=library)
+        bench = open_bench(config, clear_watchdog=args.clear_watchdog, visa_library=library)
     except (HwlearnError, RigError) as exc:
         report.add("open", False, str(exc))
         return report.finish()

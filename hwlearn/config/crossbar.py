@@ -286,9 +286,13 @@ def check_crossbar(checker, doc, network: Network, instruments, inputs, outputs,
                          "every port line is reached through the matrix")
 
     access = {}
+    need = max(max(limits.set_volts[1], limits.reset_volts[1]) / 2, spec["read_volts"])
     for name, wire in wires.items():
-        holds = wire.unit is not None and (wire.role == "input" or instruments[wire.unit]["compliance_amps"]
-                                           is not None)
+        # A unit holds its line when it sources volts there (an input; an output with a clamp)
+        # up to half the largest pulse and the read voltage, within its power.
+        unit = instruments[wire.unit] if wire.unit is not None else None
+        holds = (unit is not None and unit["compliance_amps"] is not None and need <= unit["max_volts"]
+                 and need * unit["compliance_amps"] <= unit["max_watts"])
         access[name] = LineAccess(name, wire.prog_channel is not None, wire.unit_channel is not None, holds)
     readable, tunable, sensed = [], [], {}
     for edge, point in layout.crosspoints.items():
@@ -306,9 +310,11 @@ def check_crossbar(checker, doc, network: Network, instruments, inputs, outputs,
                          "outputs with the scan")
         sensed[wire.edge] = (plus, minus)
     if not tunable:
-        checker.fail("crossbar.lines", sorted(wires), "no crosspoint can be written: give some line a 'prog' "
-                     "channel whose crosspoints' other lines have units that hold")
-    _check_levels(checker, spec, limits, instruments, programmer, access, wires)
+        checker.fail("crossbar.lines", sorted(wires), f"no crosspoint can be written: a crosspoint needs one line "
+                     "with a 'prog' channel and the other on a unit that can hold it at up to "
+                     f"{need:g} V (half the largest pulse, the read voltage: compliance_amps set, max_volts and "
+                     "max_watts enough)")
+    _check_levels(checker, spec, limits, programmer)
     calibration, path = {}, spec["calibration"]
     if path is not None:
         calibration = load_calibration(base_dir / path, f"{checker.source}: crossbar.calibration")
@@ -347,7 +353,7 @@ def _limits(checker, spec) -> PulseLimits:
                        spec["stall_pulses"])
 
 
-def _check_levels(checker, spec, limits: PulseLimits, instruments, programmer, access, wires) -> None:
+def _check_levels(checker, spec, limits: PulseLimits, programmer) -> None:
     """The V/2 scheme within every limit (module docstring)."""
     top = max(limits.set_volts[1], limits.reset_volts[1])
     half = top / 2
@@ -370,19 +376,6 @@ def _check_levels(checker, spec, limits: PulseLimits, instruments, programmer, a
         checker.fail("crossbar.compliance_amps", compliance, f"half the largest pulse x this = "
                      f"{half * compliance:g} W, above instruments.{programmer.name}.max_watts = "
                      f"{programmer['max_watts']:g} W")
-    for name, wire in wires.items():
-        if not access[name].holds:
-            continue
-        unit = instruments[wire.unit]
-        need = max(half, spec["read_volts"])
-        if need > unit["max_volts"]:
-            checker.fail(f"instruments.{unit.name}.max_volts", unit["max_volts"], f"the unit holds line {name} at "
-                         f"up to {need:g} V while its crosspoints are written (half the largest pulse, the read "
-                         "voltage)")
-        if need * unit["compliance_amps"] > unit["max_watts"]:
-            checker.fail(f"instruments.{unit.name}.max_watts", unit["max_watts"], f"holding line {name} at "
-                         f"{need:g} V with compliance_amps = {unit['compliance_amps']:g} A needs "
-                         f"{need * unit['compliance_amps']:g} W")
 
 
 CALIBRATION_FORMAT = "hwlearn-crossbar-calibration"
