@@ -370,35 +370,50 @@ class CrossbarBench(Bench):
             self._still_wanted(generation, "program")
             return prog.pulse(volts)
 
-    def _write_one(self, write: Write, target: float, generation: int) -> None:
+    def _read(self, write: Write, hold: SourceUnit, generation: int) -> float:
+        """The device's conductance at the read voltage: the holding line at -sign x read volts,
+        the programming line at 0 V measuring the current the device alone carries."""
         xb = self.crossbar
+        self._hold(hold, -write.sign * xb.read_volts, generation)
+        amps = self._pulse(0.0, generation).amps
+        return write.sign * amps / xb.read_volts
+
+    def _device_pulse(self, write: Write, hold: SourceUnit, volts: float, generation: int) -> SmuReading:
+        """One pulse of ``volts`` across the device (a minus b): the holding line at -v/2, the
+        programming line pulsed to +v/2 (signs mirrored when the programming line is the b
+        side); the holding unit's compliance checked after it."""
+        low, high = self.crossbar.limits.amplitudes(1 if volts > 0 else -1)
+        if not (math.isfinite(volts) and low <= abs(volts) <= high):
+            raise RigError(f"program: a pulse of {volts!r} V is outside the amplitudes {low:g} .. {high:g} V of its "
+                           "polarity (crossbar.set_volts / reset_volts); nothing was sent")
+        half = volts / 2
+        self._hold(hold, -write.sign * half, generation)
+        reading = self._pulse(write.sign * half, generation)
+        with hold.transport.lock:
+            self._still_wanted(generation, "program")
+            hold.check()   # a holding unit in compliance would leave the device short of v
+        self._counts["pulses"] += 1
+        self._counts["compliance_hits"] += int(reading.in_compliance)
+        self._programmer.pulses += 1
+        self._programmer.compliance_hits += int(reading.in_compliance)
+        return reading
+
+    def _write_one(self, write: Write, target: float, generation: int) -> None:
         hold = self._line_units[write.hold_line]
-        read_level = -write.sign * xb.read_volts
-        plan = write_verify(target, xb.limits)
+        plan = write_verify(target, self.crossbar.limits)
         request = next(plan)
         g_before, pending = math.nan, None
         try:
             while True:
                 if request is READ:
-                    self._hold(hold, read_level, generation)
-                    amps = self._pulse(0.0, generation).amps
-                    g = write.sign * amps / xb.read_volts
+                    g = self._read(write, hold, generation)
                     if pending is not None:
                         self._log(write.edge, *pending, g_before, g)
                         pending = None
                     g_before = g
                     request = plan.send(g)
                 elif isinstance(request, Pulse):
-                    half = request.volts / 2
-                    self._hold(hold, -write.sign * half, generation)
-                    reading = self._pulse(write.sign * half, generation)
-                    with hold.transport.lock:
-                        self._still_wanted(generation, "program")
-                        hold.check()   # a holding unit in compliance would leave the device short of v
-                    self._counts["pulses"] += 1
-                    self._counts["compliance_hits"] += int(reading.in_compliance)
-                    self._programmer.pulses += 1
-                    self._programmer.compliance_hits += int(reading.in_compliance)
+                    reading = self._device_pulse(write, hold, request.volts, generation)
                     pending = (request.volts, request.width_s, reading.in_compliance)
                     request = plan.send(reading.in_compliance)
                 else:
@@ -416,6 +431,74 @@ class CrossbarBench(Bench):
             log.warning("write of %s not verified: %s", name, outcome.reason)
             if "stuck" in outcome.reason:
                 self._stuck.add(write.edge)
+
+    # ================================================================== characterisation
+    def characterise(self, edges, volts: float, pulses: int, cycles: int = 1,
+                     floor_pulses: int | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Each device's response to pulses of ``volts`` (device volts, within both the SET and
+        the RESET range) and the bench's pulse width: ``floor_pulses`` RESET pulses (default
+        ``pulses``), a read, then ``cycles`` times ``pulses`` SET pulses and ``pulses`` RESET
+        pulses with a read after each. Returns edge -> (reads in siemens (N+1,), polarity of
+        each pulse (N,)). Every pulse is logged and counted as a write's are; the devices end at
+        the floor of their last RESET run."""
+        with self.round_trips.call("characterise"):
+            self._check_open("characterise")
+            edges = self._edges(edges, "characterise")
+            xb = self.crossbar
+            for (low, high), what in ((xb.limits.set_volts, "SET"), (xb.limits.reset_volts, "RESET")):
+                if not (math.isfinite(volts) and low <= volts <= high):
+                    raise RigError(f"characterise: {volts!r} V is outside the {what} amplitudes {low:g} .. "
+                                   f"{high:g} V (crossbar.{what.lower()}_volts); nothing was sent")
+            for edge in edges.tolist():
+                if edge not in self._known:
+                    raise RigError(f"characterise: edge {self.network.edge_names[edge]} is not a crosspoint this "
+                                   "bench can write; nothing was sent")
+            for what, count in (("pulses", pulses), ("cycles", cycles), ("floor_pulses", floor_pulses or 1)):
+                if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100_000:
+                    raise RigError(f"characterise: {what} = {count!r}: an integer 1 .. 100000; nothing was sent")
+            floor = pulses if floor_pulses is None else floor_pulses
+            return self._guard("characterise", lambda: self._characterise(edges.tolist(), volts, pulses, cycles,
+                                                                          floor))
+
+    def _characterise(self, edges, volts, pulses, cycles, floor) -> dict:
+        generation = self._safe_generation
+        xb = self.crossbar
+        visits = schedule([self.layout.crosspoints[e] for e in edges], xb.access, xb.layers)
+        traces = {}
+        self._route_measure(generation)
+        self._program_mode(generation, on=True)
+        try:
+            for visit in visits:
+                line = xb.lines[visit.line]
+                self._route(generation, open=[line.unit_channel], close=[line.prog_channel],
+                            state=f"program {line.line}")
+                try:
+                    for write in visit.writes:
+                        hold = self._line_units[write.hold_line]
+                        try:
+                            for _ in range(floor):
+                                self._device_pulse(write, hold, -volts, generation)
+                            reads, polarity = [self._read(write, hold, generation)], []
+                            for _ in range(cycles):
+                                for sign in (1, -1):
+                                    for _ in range(pulses):
+                                        reading = self._device_pulse(write, hold, sign * volts, generation)
+                                        reads.append(self._read(write, hold, generation))
+                                        polarity.append(sign)
+                                        self._log(write.edge, sign * volts, xb.limits.width_s,
+                                                  reading.in_compliance, reads[-2], reads[-1])
+                        finally:
+                            if generation == self._safe_generation:
+                                self._hold(hold, 0.0, generation)
+                        self._known[write.edge] = reads[-1]
+                        traces[write.edge] = (np.array(reads), np.array(polarity, dtype=int))
+                finally:
+                    if generation == self._safe_generation:
+                        self._route(generation, open=[line.prog_channel], close=[line.unit_channel], state="measure")
+        finally:
+            if generation == self._safe_generation:
+                self._program_mode(generation, on=False)
+        return traces
 
     def _log(self, edge: int, volts: float, width: float, limited: bool, before: float, after: float) -> None:
         entries = self._pulse_log.setdefault(edge, [])
