@@ -275,3 +275,26 @@ def test_bench_check_and_a_dry_run_pass_on_the_crossbar(tmp_path):
     assert "16 lines, 16 sensed; 64 crosspoints readable, 64 tunable; matrix routing 'measure' with 16 relays" in out
     dry = hwlearn("run", EXPERIMENT, "--bench", CROSSBAR, "--dry-run").stdout
     assert "every command passed the limits" in dry and "ended safe: True" in dry
+
+
+def test_the_instruments_panel_shows_the_matrix_and_the_programmer_with_their_counters(qtbot):
+    from gui.runstate import RunState
+    from gui.widgets.instruments import InstrumentsPanel
+    from hwlearn.documents import RunEvent, RunStart
+
+    with crossbar_twin() as (vb, bench):
+        bench.program(bench.capabilities.tunable[:2], [9000.0, 9000.0])
+        rig, health = bench.describe(), bench.health()
+    state = RunState()
+    state.apply(RunStart({}, rig, {}))
+    state.apply(RunEvent("instruments", "instrument status", "debug", health, 1))
+    panel = InstrumentsPanel()
+    qtbot.addWidget(panel)
+    panel.redraw(state)
+    table = panel.table
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    assert {"matrix", "prog"} <= set(rows) and {"relay_operations", "pulses", "routing"} <= set(headers)
+    assert table.item(rows["matrix"], headers.index("relay_operations")).text() == str(
+        health["matrix"]["relay_operations"])
+    assert int(table.item(rows["prog"], headers.index("pulses")).text()) > 0

@@ -52,7 +52,7 @@ from drivers.instruments.exchanges import JoiningTransport
 from drivers.instruments.keithley24xx import Keithley2400, SmuReading, SourceLimits
 from drivers.instruments.switch_matrix import MATRIX_DRIVERS, SwitchMatrix
 from hwlearn.config.bench import BenchConfig, InstrumentConfig
-from hwlearn.crossbar import READ, CrossbarLayout, Pulse, Write, schedule, write_verify
+from hwlearn.crossbar import READ, CrossbarLayout, Pulse, Write, relay_operations, schedule, write_verify
 from hwlearn.rig import Capabilities, RigError
 from hwlearn.solver import KirchhoffSolver
 
@@ -142,7 +142,8 @@ class CrossbarBench(Bench):
         self._stuck: set[int] = set()
         self._slots = {e: k for k, e in enumerate(self.crossbar.tunable)}
         self._pulse_log: dict[int, list[tuple]] = {}
-        self._counts = {"pulses": 0, "compliance_hits": 0, "writes": 0, "writes_failed": 0, "pulses_unrecorded": 0}
+        self._counts = {"pulses": 0, "compliance_hits": 0, "writes": 0, "writes_failed": 0, "pulses_unrecorded": 0,
+                        "relay_operations_minimum": 0}
         self._taken = {"relay_operations": 0, **{k: 0 for k in self._counts}}
 
     # ================================================================== opening
@@ -310,11 +311,29 @@ class CrossbarBench(Bench):
             return np.array([1.0 / self._known[e] if math.isfinite(self._known[e]) and self._known[e] > 0
                              else self.network.resistance[e] for e in edges.tolist()])
 
+    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+        """Back to a snapshot: every tunable device written to the resistance the snapshot
+        read, verified within the write tolerance (a pulse-programmed device cannot return
+        exactly); RigError naming every device that cannot."""
+        tunable = np.asarray(self.capabilities.tunable, dtype=np.int64)
+        low, high = self.ohms_range()
+        target = np.clip(np.asarray(snapshot["known_ohms"], dtype=float)[tunable], low[tunable], high[tunable])
+        achieved = self.program(tunable, target)
+        tolerance = self.crossbar.limits.tolerance_siemens
+        wrong = np.flatnonzero(np.abs(1 / achieved - 1 / target) > tolerance)
+        if wrong.size:
+            lines = [f"{self.network.edge_names[tunable[i]]} reads {achieved[i]:.6g} ohm, the snapshot has "
+                     f"{target[i]:.6g} ohm" for i in wrong]
+            raise RigError("the crossbar cannot return to the snapshot within the write tolerance "
+                           f"({tolerance:.3g} S): " + "; ".join(lines))
+
     # ================================================================== programming
     def _write(self, todo: list[int], targets: Mapping[int, float]) -> None:
         generation = self._safe_generation
         xb = self.crossbar
         visits = schedule([self.layout.crosspoints[e] for e in todo], xb.access, xb.layers)
+        # The fewest relay operations the wiring allows for these devices (what the visits make).
+        self._counts["relay_operations_minimum"] += relay_operations(visits)
         self._route_measure(generation)
         self._program_mode(generation, on=True)
         try:
@@ -429,7 +448,7 @@ class CrossbarBench(Bench):
             self._counts["writes_failed"] += 1
             name = self.network.edge_names[write.edge]
             log.warning("write of %s not verified: %s", name, outcome.reason)
-            if "stuck" in outcome.reason:
+            if outcome.stuck:
                 self._stuck.add(write.edge)
 
     # ================================================================== characterisation
@@ -513,10 +532,11 @@ class CrossbarBench(Bench):
 
     # ================================================================== records and health
     def take_records(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """Since the last call: relay operations, pulses, compliance hits, writes and writes not
-        verified (scalars), and every pulse (arrays (tunable devices, 2 x max_pulses), NaN where
-        no pulse; rows in the order of the bench's tunable crosspoints): its device volts, width,
-        conductance read before and after it, and whether it hit the programmer's compliance."""
+        """Since the last call: relay operations (and the fewest the wiring allows for the writes
+        made), pulses, compliance hits, writes and writes not verified (scalars), and every pulse
+        (arrays (tunable devices, 2 x max_pulses), NaN where no pulse; rows in the order of the
+        bench's tunable crosspoints): its device volts, width, conductance read before and after
+        it, and whether it hit the programmer's compliance."""
         now = {"relay_operations": self._matrix.operations if self._matrix is not None else 0, **self._counts}
         scalars = {key: float(now[key] - self._taken[key]) for key in now}
         self._taken = now

@@ -96,13 +96,15 @@ class Pulse:
 @dataclass(frozen=True)
 class WriteOutcome:
     """How a write ended: the last conductance read, the pulses made, and whether it is within
-    the tolerance; ``reason`` says why not ('' when converged)."""
+    the tolerance; ``reason`` says why not ('' when converged); ``stuck``: given up because the
+    highest amplitude no longer moved it."""
 
     target_siemens: float
     siemens: float
     pulses: int
     converged: bool
     reason: str = ""
+    stuck: bool = False
 
 
 WritePlan = Generator[Read | Pulse, object, WriteOutcome]
@@ -146,7 +148,8 @@ def write_verify(target_siemens: float, limits: PulseLimits) -> WritePlan:
         stalled = stalled + 1 if (volts >= high and moved < 0.25 * tolerance) else 0
         if stalled >= limits.stall_pulses:
             return WriteOutcome(target_siemens, g, pulses, False, f"{stalled} pulses at the highest amplitude "
-                                f"{polarity * high:+g} V moved it by less than {0.25 * tolerance:.3g} S: stuck?")
+                                f"{polarity * high:+g} V moved it by less than {0.25 * tolerance:.3g} S: stuck?",
+                                stuck=True)
 
 
 def _finite(value) -> bool:
