@@ -67,7 +67,7 @@ def test_training_a_virtual_8x8_crossbar_lowers_the_loss_and_never_switches_a_re
             assert isinstance(bench, CrossbarBench)
             substrate = bench_substrate(bench, experiment)
             result, _ = train_in_folder(experiment, substrate, run)
-            operations = bench._matrix.operations
+            operations = bench.health()["matrix"]["relay_operations"]
         matrix = vb.emulators["matrix"]
         switches = matrix.switch_log
         safe = vb.is_safe()
@@ -298,3 +298,24 @@ def test_the_instruments_panel_shows_the_matrix_and_the_programmer_with_their_co
     assert table.item(rows["matrix"], headers.index("relay_operations")).text() == str(
         health["matrix"]["relay_operations"])
     assert int(table.item(rows["prog"], headers.index("pulses")).text()) > 0
+
+
+def test_a_resumed_session_writes_the_snapshot_back_and_only_reads_a_stuck_device():
+    with VirtualBench(crossbar_config(), twin=True) as vb:
+        config = vb.bench_config()
+        stuck = [n for n, d in vb.circuit.parameters().items() if d.stuck]
+        with open_bench(config) as bench:
+            rows = bench.capabilities.tunable[:16]            # rows 0 and 1
+            assert "Rx0_1_7" in stuck                         # this example's stuck device is among them
+            bench.program(rows, np.full(16, 9000.0))
+            snapshot = bench.snapshot()
+        with open_bench(config) as bench:                     # another session moves row 0
+            bench.program(rows[:8], np.full(8, 15000.0))
+        with open_bench(config) as bench:
+            bench.restore(snapshot)
+            back = bench.resistances()[rows]
+        true = vb.circuit.conductances()
+    names = [config.network.edge_names[e] for e in rows]
+    for name, ohms, wanted in zip(names, back, snapshot["known_ohms"][rows]):
+        assert abs(1 / ohms - 1 / wanted) <= config.crossbar.limits.tolerance_siemens, (name, ohms, wanted)
+        assert abs(true[name] * ohms - 1) < 0.02, name

@@ -312,13 +312,19 @@ class CrossbarBench(Bench):
                              else self.network.resistance[e] for e in edges.tolist()])
 
     def restore(self, snapshot: dict[str, np.ndarray]) -> None:
-        """Back to a snapshot: every tunable device written to the resistance the snapshot
-        read, verified within the write tolerance (a pulse-programmed device cannot return
-        exactly); RigError naming every device that cannot."""
+        """Back to a snapshot: every tunable device written to the resistance the snapshot read
+        (one outside the programmable window, a stuck device, only read), and verified within
+        the write tolerance: a pulse-programmed device cannot return exactly. RigError naming
+        every device that is not back."""
         tunable = np.asarray(self.capabilities.tunable, dtype=np.int64)
         low, high = self.ohms_range()
-        target = np.clip(np.asarray(snapshot["known_ohms"], dtype=float)[tunable], low[tunable], high[tunable])
-        achieved = self.program(tunable, target)
+        target = np.asarray(snapshot["known_ohms"], dtype=float)[tunable]
+        inside = (target >= low[tunable] * (1 - 1e-9)) & (target <= high[tunable] * (1 + 1e-9))
+        if np.any(inside):
+            self.program(tunable[inside], np.clip(target[inside], low[tunable][inside], high[tunable][inside]))
+        if np.any(~inside):
+            self.read_devices(tunable[~inside])
+        achieved = self.resistances()[tunable]
         tolerance = self.crossbar.limits.tolerance_siemens
         wrong = np.flatnonzero(np.abs(1 / achieved - 1 / target) > tolerance)
         if wrong.size:
@@ -329,9 +335,15 @@ class CrossbarBench(Bench):
 
     # ================================================================== programming
     def _write(self, todo: list[int], targets: Mapping[int, float]) -> None:
+        self._visit(todo, lambda write, hold, generation: self._write_one(write, targets[write.edge], generation))
+
+    def _visit(self, edges: list[int], action) -> None:
+        """``action(write, holding unit, generation)`` for every device of ``edges``, in the visits
+        of the schedule: the programming line onto the bus, its devices, the line back; every unit
+        at 0 meanwhile (outputs clamped), and the measure routing again at the end."""
         generation = self._safe_generation
         xb = self.crossbar
-        visits = schedule([self.layout.crosspoints[e] for e in todo], xb.access, xb.layers)
+        visits = schedule([self.layout.crosspoints[e] for e in edges], xb.access, xb.layers)
         # The fewest relay operations the wiring allows for these devices (what the visits make).
         self._counts["relay_operations_minimum"] += relay_operations(visits)
         self._route_measure(generation)
@@ -343,13 +355,34 @@ class CrossbarBench(Bench):
                             state=f"program {line.line}")
                 try:
                     for write in visit.writes:
-                        self._write_one(write, targets[write.edge], generation)
+                        hold = self._line_units[write.hold_line]
+                        try:
+                            action(write, hold, generation)
+                        finally:
+                            if generation == self._safe_generation:
+                                self._hold(hold, 0.0, generation)
                 finally:
                     if generation == self._safe_generation:
                         self._route(generation, open=[line.prog_channel], close=[line.unit_channel], state="measure")
         finally:
             if generation == self._safe_generation:
                 self._program_mode(generation, on=False)
+
+    def read_devices(self, edges) -> np.ndarray:
+        """Read ``edges``' conductances (siemens) without a pulse: a visit per programming line, a
+        read per device (the bench then knows them, ``resistances()``)."""
+        with self.round_trips.call("read_devices"):
+            self._check_open("read_devices")
+            edges = self._edges(edges, "read_devices")
+            unknown = [self.network.edge_names[e] for e in edges.tolist() if e not in self._known]
+            if unknown:
+                raise RigError(f"read_devices: {', '.join(unknown)} are not crosspoints this bench can reach; "
+                               "nothing was sent")
+
+            def read(write, hold, generation):
+                self._known[write.edge] = self._read(write, hold, generation)
+            self._guard("read_devices", lambda: self._visit(edges.tolist(), read))
+            return np.array([self._known[e] for e in edges.tolist()])
 
     def _route(self, generation: int, *, open, close, state: str) -> None:
         with self._matrix.transport.lock:
@@ -439,9 +472,6 @@ class CrossbarBench(Bench):
                     raise RigError(f"program: write-and-verify asked for {request!r}")
         except StopIteration as done:
             outcome = done.value
-        finally:
-            if generation == self._safe_generation:
-                self._hold(hold, 0.0, generation)
         self._known[write.edge] = outcome.siemens
         self._counts["writes"] += 1
         if not outcome.converged:
@@ -480,43 +510,23 @@ class CrossbarBench(Bench):
                                                                           floor))
 
     def _characterise(self, edges, volts, pulses, cycles, floor) -> dict:
-        generation = self._safe_generation
-        xb = self.crossbar
-        visits = schedule([self.layout.crosspoints[e] for e in edges], xb.access, xb.layers)
+        width = self.crossbar.limits.width_s
         traces = {}
-        self._route_measure(generation)
-        self._program_mode(generation, on=True)
-        try:
-            for visit in visits:
-                line = xb.lines[visit.line]
-                self._route(generation, open=[line.unit_channel], close=[line.prog_channel],
-                            state=f"program {line.line}")
-                try:
-                    for write in visit.writes:
-                        hold = self._line_units[write.hold_line]
-                        try:
-                            for _ in range(floor):
-                                self._device_pulse(write, hold, -volts, generation)
-                            reads, polarity = [self._read(write, hold, generation)], []
-                            for _ in range(cycles):
-                                for sign in (1, -1):
-                                    for _ in range(pulses):
-                                        reading = self._device_pulse(write, hold, sign * volts, generation)
-                                        reads.append(self._read(write, hold, generation))
-                                        polarity.append(sign)
-                                        self._log(write.edge, sign * volts, xb.limits.width_s,
-                                                  reading.in_compliance, reads[-2], reads[-1])
-                        finally:
-                            if generation == self._safe_generation:
-                                self._hold(hold, 0.0, generation)
-                        self._known[write.edge] = reads[-1]
-                        traces[write.edge] = (np.array(reads), np.array(polarity, dtype=int))
-                finally:
-                    if generation == self._safe_generation:
-                        self._route(generation, open=[line.prog_channel], close=[line.unit_channel], state="measure")
-        finally:
-            if generation == self._safe_generation:
-                self._program_mode(generation, on=False)
+
+        def trace(write, hold, generation):
+            for _ in range(floor):
+                self._device_pulse(write, hold, -volts, generation)
+            reads, polarity = [self._read(write, hold, generation)], []
+            for _ in range(cycles):
+                for sign in (1, -1):
+                    for _ in range(pulses):
+                        reading = self._device_pulse(write, hold, sign * volts, generation)
+                        reads.append(self._read(write, hold, generation))
+                        polarity.append(sign)
+                        self._log(write.edge, sign * volts, width, reading.in_compliance, reads[-2], reads[-1])
+            self._known[write.edge] = reads[-1]
+            traces[write.edge] = (np.array(reads), np.array(polarity, dtype=int))
+        self._visit(edges, trace)
         return traces
 
     def _log(self, edge: int, volts: float, width: float, limited: bool, before: float, after: float) -> None:
