@@ -126,7 +126,10 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
                           "(network.input_edges / network.output_edges)")
     io = np.zeros(net.n_edges, dtype=bool)
     io[inputs] = io[outputs] = True
-    all_tunable = net.roles["tunable"] & ~io if network is not None else ~io
+    # A bench's board and a crossbar say which edges are devices (a crossbar's line segments and
+    # selectors are not); elsewhere 'all' is every edge but the ports.
+    own_roles = network is not None or net_cfg["builder"] == "crossbar"
+    all_tunable = net.roles["tunable"] & ~io if own_roles else ~io
     all_readable = net.roles["readable"] | net.roles["output"] if network is not None else np.ones(net.n_edges, bool)
     tunable = all_tunable if net_cfg["tunable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["tunable"], "network.tunable", source))

@@ -135,6 +135,12 @@ class Rig(abc.ABC):
         (the default)."""
         return {}
 
+    def take_records(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """What the rig did since the last call, for the step's record: scalars (wear counters:
+        relay operations, pulses) and arrays of a fixed shape per name (a crossbar's pulse log).
+        Read from what the rig already knows, without I/O; the default has none."""
+        return {}, {}
+
     def describe(self) -> dict:
         """What the run trains on, for its records: kind and a one-line description."""
         return {"kind": type(self).__name__, "description": type(self).__name__}

@@ -70,6 +70,12 @@ class SimulatedCircuit:
         self._store(edges, self.device.program(current, ohms, self.rng, devices=slot))
         return self._known[edges].copy()
 
+    def set_true(self, edges: np.ndarray, ohms: np.ndarray) -> None:
+        """Set the true resistance of ``edges`` directly (a relay that closes, a device whose
+        state changed by a pulse); what the host knows is left as it was."""
+        self._true[np.asarray(edges, dtype=np.int64)] = np.asarray(ohms, dtype=float)
+        self._cache = None
+
     def scale_true(self, edges: np.ndarray, factors: np.ndarray) -> None:
         """Multiply the true resistance of ``edges`` by ``factors`` (a drifting device); what
         the host knows is left as it was."""

@@ -43,13 +43,16 @@ from simulator.emulators import (
     FaultLog,
     FaultPlan,
     FaultRates,
+    Keithley707BEmulator,
     Keithley2400Emulator,
     Keithley2450Emulator,
     Keysight34970AEmulator,
     PtyLineServer,
+    ScpiSwitchEmulator,
     TcpLineServer,
 )
 from simulator.virtual_circuit import VirtualCircuit
+from simulator.virtual_crossbar import VirtualCrossbar
 
 log = logging.getLogger("hwlearn.virtual_bench")
 
@@ -74,21 +77,28 @@ class VirtualBench:
                        virtual bench is then the simulated rig's exact twin).
     nonlinearity     : simulator.nonlinear.VoltageDependentEdges: edges that stop being ohmic
                        when driven hard (tests of the probe plan's linearity check); default none.
+    devices          : a crossbar bench's devices (a simulator.memristor.MemristorArray), instead of
+                       those its [virtual.devices] and calibration describe.
+    A bench file with [crossbar] gets a VirtualCrossbar (simulator/virtual_crossbar.py): its
+    switch matrix emulated too, its crosspoints memristive devices that pulses program.
     """
 
     def __init__(self, config, *, latency_s: float = 0.0, read_noise_volts: float = 0.0,
                  seed: int = 0, twin: bool = False, watchdog_s: float = 2.0,
                  drivers: dict[str, str] | None = None, truth=None,
                  faults: FaultRates | Mapping[str, FaultRates] | None = None, fault_seed: int | None = None,
-                 dmm_loading: bool = False, nonlinearity=None):
+                 dmm_loading: bool = False, nonlinearity=None, devices=None):
         self.config = config
         self.latency_s = float(latency_s)
         self.twin = twin
         self.watchdog_s = watchdog_s
         self.drivers = {name: inst.driver for name, inst in config.instruments.items()}
         self.drivers.update(drivers or {})
-        self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
-                                      truth=truth, dmm_loading=dmm_loading, nonlinearity=nonlinearity)
+        if getattr(config, "crossbar", None) is not None:
+            self.circuit = VirtualCrossbar(config, read_noise_volts=read_noise_volts, seed=seed, devices=devices)
+        else:
+            self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
+                                          truth=truth, dmm_loading=dmm_loading, nonlinearity=nonlinearity)
         table = dict(getattr(config, "virtual_faults", None) or {})
         self.fault_seed = int(table.pop("seed", 0) if fault_seed is None else fault_seed)
         table.pop("seed", None)
@@ -186,7 +196,8 @@ class VirtualBench:
         return self.fault_log.counts()
 
     def is_safe(self) -> dict[str, bool]:
-        """Per instrument: output off at level 0, no relay closed, every code at the safe one."""
+        """Per instrument: output off at level 0, no relay closed (the scanner's and a switch
+        matrix's), every code at the safe one."""
         return {name: device.is_safe() for name, device in self.emulators.items()}
 
     # -- internals ----------------------------------------------------------------------------
@@ -210,6 +221,12 @@ class VirtualBench:
             cards = inst["cards"] if inst.kind == "dmm" else {1: "34901A"}
             backend = _DriftingScans(self.circuit, plan) if plan and self.rates(name).drift else self.circuit
             return Keysight34970AEmulator(backend, cards=cards, serial=serial)
+        if driver == "keithley707b":
+            return Keithley707BEmulator(self.circuit, cards=inst["slots"], model=inst["model"] or "707B",
+                                        serial=serial)
+        if driver == "scpi_switch":
+            return ScpiSwitchEmulator(self.circuit, cards=inst["slots"], model=inst["model"] or "SWITCH-MATRIX",
+                                      serial=serial)
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"

@@ -87,8 +87,9 @@ log = logging.getLogger("hwlearn.bench")
 SMU_CLASSES = {"keithley2400": Keithley2400, "keithley2450": Keithley2450}
 # Exchanges one instrument's safe state may need (its bound is that many timeouts, plus one
 # re-synchronisation): a unit asks three questions and sends one line; the scanner sends one
-# line; a board sends SAFE and GET? and may need INFO? first.
-SAFE_STATE_EXCHANGES = {"smu": 4, "dmm": 1, "board": 3}
+# line; a board sends SAFE and GET? and may need INFO? first; a switch matrix opens every relay
+# and reads them back.
+SAFE_STATE_EXCHANGES = {"smu": 4, "dmm": 1, "board": 3, "matrix": 2}
 
 
 def _not_commanded(why: str) -> None:
@@ -196,7 +197,9 @@ class Bench(Rig):
             raw = VisaTransport(inst.resource, inst.name, timeout_s=inst.timeout_s,
                                 retries=inst.retries, resource_manager=self._resource_manager,
                                 faults=self.faults)
-            self._transports[inst.name] = JoiningTransport(raw, self.round_trips)
+            # SCPI lines join with ';'; a switch matrix's TSP statements do not.
+            wrap = CountingTransport if inst.kind == "matrix" else JoiningTransport
+            self._transports[inst.name] = wrap(raw, self.round_trips)
         for role, wires, group in (("input", cfg.inputs, self._inputs),
                                    ("output", cfg.outputs, self._outputs)):
             for wire in wires:
@@ -293,8 +296,7 @@ class Bench(Rig):
             transport = self._transports[dmm.name]
             with transport.batch():
                 self._dmm.reset()
-                self._dmm.configure([w.channel for w in self.config.mux], dmm["volt_range"],
-                                    dmm["nplc"])
+                self._dmm.configure(self._scan_channels(), dmm["volt_range"], dmm["nplc"])
 
     def _abandon(self) -> None:
         """After a failed open: make safe whatever was reached, then close everything."""
@@ -314,7 +316,7 @@ class Bench(Rig):
             if inst.kind == "board":
                 self._boards[name].stop_heartbeat()
             transport.reopen()
-            if inst.kind == "smu":
+            if inst.kind == "smu" and name in {u.name for u in self._units}:
                 unit = next(u for u in self._units if u.name == name)
                 self._record_identity(inst, unit.driver.identify())
                 unit.setup()
@@ -323,8 +325,9 @@ class Bench(Rig):
                 self._record_identity(inst, self._dmm.identify())
                 with transport.batch():
                     self._dmm.reset()
-                    self._dmm.configure([w.channel for w in self.config.mux], inst["volt_range"],
-                                        inst["nplc"])
+                    self._dmm.configure(self._scan_channels(), inst["volt_range"], inst["nplc"])
+            elif inst.kind in ("matrix", "smu"):  # a subclass's own (a crossbar's matrix, programmer)
+                self._reconnect_other(name, inst)
             else:
                 board = self._boards[name]
                 self._record_identity(inst, board.connect(inst["boot_wait_s"]))
@@ -335,6 +338,14 @@ class Bench(Rig):
             return False
         self.faults.report(fault.RECONNECT, name, "link opened again; identity and state verified")
         return True
+
+    def _scan_channels(self) -> list[int]:
+        """The voltmeter channels the bench scans: those of [wiring.mux]."""
+        return [w.channel for w in self.config.mux]
+
+    def _reconnect_other(self, name: str, inst: InstrumentConfig) -> None:
+        """Verify and set up again an instrument the base bench does not know (a subclass's)."""
+        raise BenchError(f"{name}: no way to set up a {inst.driver} again after a lost link")
 
     def _recover_board(self, name: str) -> None:
         """A board that restarted, or whose watchdog fired while this host was silent: verify it
@@ -545,13 +556,28 @@ class Bench(Rig):
                 actions[self._dmm.name] = within(self._dmm.name, self._dmm_safe_state)
             for name, board in self._boards.items():
                 actions[name] = within(name, lambda n=name, b=board: self._board_safe_state(n, b))
+            actions.update(self._safe_actions(within))
             report = make_safe(actions)
+            after = self._safe_actions_after(within, report)
+            if after:
+                second = make_safe(after)
+                report = SafeStateReport(report.outcomes + second.outcomes, report.seconds + second.seconds)
         self.last_safe_state = report
         self.safe_state_failures = [f"{o.instrument}: {o.detail}" for o in report.failures]
         for outcome in report.failures:
             log.error("safe state of %s failed: %s", outcome.instrument, outcome.detail)
             self.faults.report(fault.SAFE_STATE, outcome.instrument, outcome.detail, recovered=False)
         return report
+
+    def _safe_actions(self, within) -> dict:
+        """Safe states of instruments a subclass adds, run with the others at once:
+        name -> within(name, action)."""
+        return {}
+
+    def _safe_actions_after(self, within, first: SafeStateReport) -> dict:
+        """Safe states to run once the first group has ended (a switch matrix, opened only
+        after every source is off): name -> within(name, action)."""
+        return {}
 
     def idle(self) -> None:
         """Every source ramped to 0 and off, the boards keeping their codes (a pause)."""
@@ -777,6 +803,7 @@ class Bench(Rig):
             drivers = [(unit.name, unit.driver) for unit in self._units]
             drivers += [(self._dmm.name, self._dmm)] if self._dmm is not None else []
             drivers += list(self._boards.items())
+            drivers += self._other_drivers()
             for name, driver in drivers:
                 try:
                     problems += driver.unsafe()
@@ -784,11 +811,15 @@ class Bench(Rig):
                     problems.append(f"{name}: cannot read its state: {exc}")
         return problems
 
+    def _other_drivers(self) -> list[tuple[str, object]]:
+        """(name, driver) of instruments a subclass adds, for verify_safe (each has unsafe())."""
+        return []
+
     def scan_idle(self) -> dict[str, float]:
         """One scan of every mux channel without touching the sources (bench check): channel
         wiring -> volts. Raises RigError on an overrange or NaN reading."""
         with self.round_trips.call("scan_idle"):
-            volts = self._guard("scan", lambda: self._scan([w.edge for w in self.config.mux]))
+            volts = self._guard("scan", lambda: self._scan(sorted(self._mux)))
         return {self.network.edge_names[e]: v for e, v in volts.items()}
 
     def snapshot(self) -> dict[str, np.ndarray]:

@@ -221,6 +221,17 @@ def positive_within(limit: str, symbol: str) -> Check:
     return check
 
 
+def within(low: float, high: float, unit: str) -> Check:
+    """A finite number in [low, high] (a delay, an integration time)."""
+    def check(driver, value, setting):
+        value = v.real(driver.label, setting.what, value, setting.unit)
+        if not low <= value <= high:
+            raise LimitError(driver.label, f"{setting.what} {value:g} {unit} is outside {low:g} .. {high:g} {unit}; "
+                                           "nothing was sent")
+        return value
+    return check
+
+
 def boolean(driver, value, setting):
     if not isinstance(value, bool):
         raise LimitError(driver.label, f"{setting.what} must be true or false, got {value!r}; "

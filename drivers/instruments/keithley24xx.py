@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from drivers.instruments.declarations import (
     OVERRANGE,
     Setting,
+    boolean,
     done,
     finite_number,
     level_within,
@@ -55,6 +56,7 @@ from drivers.instruments.declarations import (
     one_of,
     positive_within,
     text,
+    within,
     word,
     zero_one,
 )
@@ -195,6 +197,7 @@ class KeithleySourceMeter(ScpiErrorQueue):
         self._off_mode: str | None = None
         self._compliance_set = False  # compliance written by this driver for _function
         self._settled_at = 0.0        # clock time the output relay has settled
+        self._pulsing = False         # source auto clear on (Keithley2400.configure_pulses)
 
     # -- the declarations per source function --------------------------------------------------
     def level(self, function: str):
@@ -235,6 +238,7 @@ class KeithleySourceMeter(ScpiErrorQueue):
             self._function, self._level, self._output = "VOLT", 0.0, False
             # *RST selects the normal output-off state (both manuals).
             self._compliance, self._compliance_set, self._off_mode = None, False, "NORM"
+            self._pulsing = False  # *RST turns source auto clear off
             self.check_errors()
 
     # -- source settings -----------------------------------------------------------------------
@@ -519,6 +523,68 @@ class Keithley2400(KeithleySourceMeter):
         word_ = int(status)
         limited = bool(word_ & (self.STATUS_COMPLIANCE | self.STATUS_RANGE_COMPLIANCE))
         return SmuReading(volts, amps, limited), bool(word_ & self.STATUS_OVERFLOW)
+
+    # -- pulses: the output on only for each reading (2400 manual, "source auto clear") ---------
+    # With :SOUR:CLE:AUTO ON a :READ? switches the output on, waits the source delay, integrates
+    # for NPLC power-line cycles, and switches it off again: a voltage pulse of that width whose
+    # reading is the current during the pulse. Between readings the output is off, in the
+    # output-off state the bench selects.
+    auto_off = Setting("source auto clear", set=":SOUR:CLE:AUTO {value}", query=":SOUR:CLE:AUTO?",
+                       parse=zero_one, format=on_off, check=boolean)
+    source_delay = Setting("source delay", set=":SOUR:DEL {value}", query=":SOUR:DEL?", parse=finite_number,
+                           unit="s", check=within(0.0, 999.9999, "s"))
+    nplc = Setting("integration time", set=":SENS:CURR:NPLC {value}", query=":SENS:CURR:NPLC?",
+                   parse=finite_number, unit="NPLC", check=within(0.01, 10.0, "NPLC"))
+    line_frequency = Setting("power-line frequency", query=":SYST:LFR?", parse=finite_number, unit="Hz")
+
+    def configure_pulses(self, compliance_amps: float, delay_s: float, nplc: float) -> None:
+        """Voltage pulses of source delay ``delay_s`` plus ``nplc`` cycles of integration, the
+        current limited to ``compliance_amps``; the output off between them. Output off first."""
+        compliance = self._check_compliance("VOLT", compliance_amps, level=0.0)
+        delay_s = self.source_delay.checked(delay_s)
+        nplc = self.nplc.checked(nplc)
+        with self.transport.lock:
+            if self._output_is_on():
+                raise InstrumentError(self.label, "the output is on; call safe_state() before configuring pulses")
+            self.function.write("VOLT")
+            self.volts.write(0.0)
+            self.current_limit.write(compliance)
+            self.source_delay.write(delay_s)
+            self.nplc.write(nplc)
+            self.auto_off.write(True)
+            self._function, self._level, self._compliance = "VOLT", 0.0, compliance
+            self._compliance_set, self._pulsing = True, True
+            self.check_errors()
+
+    def pulse(self, volts: float) -> SmuReading:
+        """One pulse of ``volts`` (checked against max_volts and max_watts before any byte; 0 V
+        is a current measurement at 0 V): the level, the reading, and the level back to 0, in
+        one exchange where the transport joins lines. Returns the reading during the pulse,
+        compliance flag included (a limited pulse is data, not an error); ReadingError for an
+        overrange or NaN value."""
+        if not self._pulsing:
+            raise InstrumentError(self.label, "pulses are not configured; call configure_pulses() first")
+        volts = self._check_level("VOLT", volts)
+        capture = getattr(self.transport, "capture", None)
+        with self.transport.lock:
+            if capture is None:
+                self.volts.write(volts)
+                try:
+                    reply = self.transport.query(self.reading.setting.query, timeout_s=self.measure_timeout_s)
+                finally:
+                    self.volts.write(0.0)
+            else:
+                self.volts.write(volts)
+                with capture() as tail:
+                    self.volts.write(0.0)
+                reply = self.transport.query(self.reading.setting.query, timeout_s=self.measure_timeout_s,
+                                             then=tail)
+            self._level = 0.0
+        reading, overflow = self.read_reading(self.reading.parse(reply), "VOLT")
+        for what, value in (("volts", reading.volts), ("amps", reading.amps)):
+            if math.isnan(value) or abs(value) >= OVERRANGE * 0.99 or overflow:
+                raise ReadingError(self.label, f"pulse {what} reading {value:g} is overrange or not a number")
+        return reading
 
 
 class Keithley2450(KeithleySourceMeter):

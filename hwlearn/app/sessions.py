@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivers.bench import Bench
+from drivers.bench import Bench, CrossbarBench, bench_class, open_bench
 from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import load_experiment
 from hwlearn.config.bench import BenchConfig, load_bench_file
@@ -94,8 +94,8 @@ def probe_settings(experiment: Experiment, bench_config: BenchConfig, plan: str 
     given. A 'probe' the bench cannot run raises PlanError naming the reason."""
     cfg = experiment.config
     if plan is None:
-        plan, why = choose_plan(cfg["plan"], experiment.rule, Bench(bench_config).capabilities, experiment.ports,
-                                cfg["training"]["batch_size"], cfg["probe"]["repeats"])
+        plan, why = choose_plan(cfg["plan"], experiment.rule, bench_class(bench_config)(bench_config).capabilities,
+                                experiment.ports, cfg["training"]["batch_size"], cfg["probe"]["repeats"])
     return ProbeSettings(plan, why, cfg["probe"]["repeats"], cfg["probe"]["headroom"], cfg["probe"]["on_nonlinear"],
                          probe_limits(bench_config), reading_accuracy(bench_config), seed=cfg["seeds"]["noise"])
 
@@ -175,13 +175,14 @@ def bench_experiment(config: dict, source: str, bench_config: BenchConfig) -> Ex
     """The experiment on the bench's network; the rule is refused here, before anything is
     opened, when the bench cannot run it (the missing capability named)."""
     experiment = build_experiment(config, source, network=bench_config.network)
-    check_rule_on_rig(experiment.rule, Bench(bench_config).capabilities, experiment.ports, experiment.learnable)
+    check_rule_on_rig(experiment.rule, bench_class(bench_config)(bench_config).capabilities, experiment.ports,
+                      experiment.learnable)
     return experiment
 
 
-class TwinBench(Bench):
-    """A Bench on the instruments of a virtual twin, which also knows the exact gradient at the
-    twin's true resistances (a real bench cannot): a dry run shows how well the rule agrees."""
+class _KnowsTheTwin:
+    """A bench on the instruments of a virtual twin also knows the exact gradient at the twin's
+    true resistances (a real bench cannot): a dry run shows how well the rule agrees."""
 
     twin: VirtualBench | None = None
 
@@ -190,6 +191,18 @@ class TwinBench(Bench):
             return None
         factorization = KirchhoffSolver(self.network).factorize(self.twin.circuit.true_resistances())
         return LinearResponse(factorization, ports, edges).exact_gradient(x, y)
+
+
+class TwinBench(_KnowsTheTwin, Bench):
+    """A Bench on a virtual twin's instruments (see _KnowsTheTwin)."""
+
+
+class TwinCrossbarBench(_KnowsTheTwin, CrossbarBench):
+    """A crossbar bench on a virtual twin's instruments (see _KnowsTheTwin)."""
+
+
+def twin_class(bench_config: BenchConfig) -> type[Bench]:
+    return TwinCrossbarBench if bench_config.crossbar is not None else TwinBench
 
 
 @dataclass
@@ -250,7 +263,7 @@ class _Twin:
         self.virtual = VirtualBench(bench_config, twin=True).start()
         try:
             # The twin is on loopback, which pyvisa-py reaches on any machine.
-            self.bench = TwinBench.open(self.virtual.bench_config(), visa_library="pyvisa-py")
+            self.bench = twin_class(bench_config).open(self.virtual.bench_config(), visa_library="pyvisa-py")
         except BaseException:
             self.virtual.stop()
             raise
@@ -383,7 +396,7 @@ class BenchPrepared:
         if dry_run:
             return self._launch_dry(experiment, views)
         probe = bench_plan(experiment, self.bench_config, confirm_on_twin=True, headless=False)
-        bench = Bench.open(self.bench_config)
+        bench = open_bench(self.bench_config)
         try:
             metadata = bench_metadata(self.bench_config, self.bench_file, bench)
             session = TrainingSession(experiment, bench_substrate(bench, experiment, probe),

@@ -29,6 +29,28 @@ def add_parser(sub) -> None:
                        help="acknowledge a tripped board watchdog instead of refusing the bench")
     add_visa_library(check, "the bench file's bench.visa_library")
     check.set_defaults(run=run_check)
+    char = verbs.add_parser("characterise", aliases=["characterize"],
+                            help="measure a crossbar's devices' response to pulses and fit the device model",
+                            description="Open a crossbar bench ([crossbar]) and, for each device, RESET it to its "
+                            "floor, then read its conductance after every SET and RESET pulse of one amplitude; fit "
+                            "the simulator's device model to each trace, write calibration.json (name it in the "
+                            "bench file's [crossbar] calibration: the bench then programs each device within its "
+                            "own window, and its simulated twin emulates these devices) and characterisation.png "
+                            "(measured against fitted curves).")
+    char.add_argument("bench_file", metavar="BENCH.toml")
+    char.add_argument("--out", default="characterisation", metavar="DIR",
+                      help="folder of calibration.json and characterisation.png (default ./characterisation)")
+    char.add_argument("--volts", type=float, metavar="V",
+                      help="pulse amplitude, device volts (default: the middle of the SET amplitudes; within both "
+                      "crossbar.set_volts and crossbar.reset_volts)")
+    char.add_argument("--pulses", type=int, default=60, help="pulses of each polarity per cycle (default 60)")
+    char.add_argument("--cycles", type=int, default=1, help="SET then RESET runs per device (default 1)")
+    char.add_argument("--floor-pulses", type=int, metavar="N",
+                      help="RESET pulses before the first read (default: --pulses)")
+    char.add_argument("--devices", metavar="NAMES", help="comma-separated crosspoints (default: all tunable)")
+    char.add_argument("--count", type=int, metavar="N", help="the first N tunable crosspoints")
+    add_visa_library(char, "the bench file's bench.visa_library")
+    char.set_defaults(run=run_characterise)
 
 
 def add_visa_library(parser, default: str) -> None:
@@ -129,7 +151,7 @@ class Report:
 
 
 def run_check(args) -> int:
-    from drivers.bench import Bench
+    from drivers.bench import open_bench
     from hwlearn.config.bench import load_bench_file
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
@@ -147,13 +169,14 @@ def run_check(args) -> int:
                f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
                f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
     try:
-        bench = Bench.open(config, clear_watchdog=args.clear_watchdog, visa_library=library)
+        bench = open_bench(config, clear_watchdog=args.clear_watchdog, visa_library=library)
     except (HwlearnError, RigError) as exc:
         report.add("open", False, str(exc))
         return report.finish()
     try:
         _check_instruments(bench, report)
         _check_wiring(bench, report, RigError)
+        _check_crossbar(bench, report)
         _check_safe_state(bench, report)
     finally:
         bench.close()
@@ -214,6 +237,19 @@ def _check_wiring(bench, report: Report, RigError) -> None:
         report.add("sources at 0", False, str(exc))
 
 
+def _check_crossbar(bench, report: Report) -> None:
+    """A crossbar bench: what its wiring reaches, and its matrix in the measure routing."""
+    xb = getattr(bench, "crossbar", None)
+    if xb is None:
+        return
+    health = bench.health().get(xb.matrix, {})
+    sensed = sum(1 for w in xb.lines.values() if w.sense is not None)
+    report.add("crossbar", health.get("routing") == "measure",
+               f"{len(xb.lines)} lines, {sensed} sensed; {len(xb.readable)} crosspoints readable, {len(xb.tunable)} "
+               f"tunable; matrix routing {health.get('routing')!r} with {health.get('relays_closed')} relays closed "
+               f"({health.get('relay_operations')} relay operations so far)")
+
+
 def _check_safe_state(bench, report: Report) -> None:
     for attempt in ("safe state", "safe state again"):
         outcome = bench.safe_state()
@@ -221,3 +257,35 @@ def _check_safe_state(bench, report: Report) -> None:
         report.add(attempt, not problems, "; ".join(problems) if problems else
                    "every source off at 0, every relay open, every board channel at its safe code "
                    f"and out of shutdown ({outcome.seconds:.2f} s)")
+
+
+# ------------------------------------------------------------------------------ characterise
+def run_characterise(args) -> int:
+    from pathlib import Path
+
+    from drivers.bench import open_bench
+    from hwlearn.app.characterise import characterise, choose_devices, write_outputs
+    from hwlearn.config.bench import load_bench_file
+    from hwlearn.errors import ConfigError
+
+    library = visa_library(args)
+    config = load_bench_file(args.bench_file)
+    names = [n.strip() for n in args.devices.split(",") if n.strip()] if args.devices else None
+    edges = choose_devices(config, names, args.count)
+    limits = config.crossbar.limits
+    volts = args.volts if args.volts is not None else sum(limits.set_volts) / 2
+    for (low, high), key in ((limits.set_volts, "set_volts"), (limits.reset_volts, "reset_volts")):
+        if not low <= volts <= high:
+            raise ConfigError(f"--volts {volts:g}: outside crossbar.{key} = [{low:g}, {high:g}]")
+    print(f"characterising {len(edges)} devices of {config.name!r}: {args.cycles} cycle(s) of {args.pulses} SET and "
+          f"{args.pulses} RESET pulses of {volts:g} V, {limits.width_s * 1e3:g} ms", flush=True)
+    with open_bench(config, visa_library=library) as bench:
+        result = characterise(bench, edges, volts, args.pulses, args.cycles, args.floor_pulses)
+        operations = bench.take_records()[0]
+    write_outputs(result, Path(args.out))
+    print(result.table())
+    print(f"pulses {operations['pulses']:.0f}, relay operations {operations['relay_operations']:.0f}; the bench is "
+          f"{'safe' if bench.last_safe_state.ok else 'NOT safe: ' + bench.last_safe_state.describe()}")
+    print(f"wrote {result.calibration_path} and {result.figure_path}; name the calibration in the bench file's "
+          f"[crossbar] (calibration = \"{result.calibration_path}\") for the bench and its twin to use it")
+    return 0 if bench.last_safe_state.ok else 1

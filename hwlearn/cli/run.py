@@ -78,19 +78,20 @@ def _dry_run(args, bench_config, experiment) -> int:
 
 
 def run(args) -> int:
-    from drivers.bench import Bench
+    from drivers.bench import bench_class
     from hwlearn.config.bench import load_bench_file
 
     bench_config = load_bench_file(args.bench)
     experiment = _experiment(args, bench_config)
     # Refused here, before anything is opened, with the missing capability named.
-    check_rule_on_rig(experiment.rule, Bench(bench_config).capabilities, experiment.ports, experiment.learnable)
+    cls = bench_class(bench_config)
+    check_rule_on_rig(experiment.rule, cls(bench_config).capabilities, experiment.ports, experiment.learnable)
     if args.dry_run:
         return _dry_run(args, bench_config, experiment)
     run_dir = Path(args.resume or args.out or default_run_dir(experiment.config))
     progress = None if args.quiet else ProgressBar()
     probe = bench_plan(experiment, bench_config, confirm_on_twin=True, headless=True)
-    bench = Bench.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
+    bench = cls.open(bench_config, clear_watchdog=args.clear_watchdog, visa_library=visa_library(args))
     try:
         with bench:
             if args.resume:

@@ -22,6 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from hwlearn.config.calibration import ChannelCalibration
+from hwlearn.config.crossbar import (
+    MATRIX_CARDS_707B,
+    MATRIX_DRIVERS,
+    VIRTUAL_DEVICES,
+    CrossbarConfig,
+    check_crossbar,
+    matrix_card_size,
+    parse_matrix_channel,
+)
 from hwlearn.config.network import build_network, network_section
 from hwlearn.config.resources import Resource, check_resource
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
@@ -31,7 +40,7 @@ from hwlearn.network import Network
 SMU_DRIVERS = ("keithley2400", "keithley2450")
 DMM_DRIVERS = ("keysight34970a",)
 BOARD_DRIVERS = ("resistor_board",)
-DRIVERS = SMU_DRIVERS + DMM_DRIVERS + BOARD_DRIVERS
+DRIVERS = SMU_DRIVERS + DMM_DRIVERS + BOARD_DRIVERS + MATRIX_DRIVERS
 SMU_HARDWARE = {"max_volts": 210.0, "max_amps": 1.05}   # both models' largest source levels
 SMU_MAX_WATTS = 22.0            # both models' largest output power (2400: 22 W; 2450: 22 W)
 MAX_RAMP_STEPS = 500            # from 0 to max_volts (or max_amps): ramp step >= max / 500
@@ -129,7 +138,7 @@ INSTRUMENT = Section({
     # resistor board
     "channels": Field("int", REQUIRED, "channels the board has (INFO? must report them)",
                       minimum=1, maximum=BOARD_MAX_CHANNELS),
-    "model": Field("str", None, "the model *IDN? must report, e.g. 'RB16-MCP4251'"),
+    "model": Field("str", None, "the model *IDN? must report, e.g. 'RB16-MCP4251' (a board), '708B' (a matrix)"),
     "baudrate": Field("int", 115200, "serial baud rate", minimum=300, maximum=2_000_000),
     "watchdog_s": _seconds("the board's watchdog timeout (INFO? WDT must not be shorter)", 2.0,
                            0.05, 60.0),
@@ -144,12 +153,18 @@ INSTRUMENT = Section({
     "max_terminal_amps": _positive("largest current through a board channel (MCP4251: "
                                    f"{BOARD_TERMINAL_AMPS:g} A)", BOARD_TERMINAL_AMPS,
                                    maximum=BOARD_TERMINAL_AMPS),
+    # switch matrix
+    "slots": Field("list[str]", REQUIRED, "the matrix card in slot 1, 2, ...: a 707B card (7174A, 7072), or rows "
+                   "x columns for a generic SCPI matrix ('8x12')"),
+    "forbidden": Field("list[str]", [], "matrix channels never to close (slot-row-column, e.g. '1A01'); the 707B "
+                       "is told too"),
 }, variant_key="driver", variants={
     **{d: ("max_volts", "max_amps", "max_watts", "ramp_volts", "ramp_amps", "compliance_amps",
            "compliance_volts", "measure_timeout_s") for d in SMU_DRIVERS},
     "keysight34970a": ("cards", "volt_range", "nplc", "read_timeout_s"),
     "resistor_board": ("channels", "model", "baudrate", "watchdog_s", "heartbeat_s", "boot_wait_s",
                        "max_terminal_volts", "max_terminal_amps"),
+    **{d: ("slots", "forbidden", "model") for d in MATRIX_DRIVERS},
     "*": ("resource", "timeout_s", "retries", "serial"),
 })
 
@@ -197,11 +212,11 @@ FAULTS = Section({
                             minimum=-0.5, maximum=0.5),
     "seed": Field("int", 0, "seed of the fault draws", minimum=0),
 }, doc="fault injection of the virtual bench")
-VIRTUAL = Section({"faults": FAULTS}, doc="settings of the virtual bench only")
+VIRTUAL = Section({"faults": FAULTS, "devices": VIRTUAL_DEVICES}, doc="settings of the virtual bench only")
 REPLY_FAULTS = ("timeout", "late", "garbled", "disconnect", "reboot")
 
 TOP_LEVEL = ("bench", "network", "instruments", "wiring", "calibration")
-OPTIONAL_TOP_LEVEL = ("virtual",)
+OPTIONAL_TOP_LEVEL = ("virtual", "crossbar")
 WIRING_TABLES = ("inputs", "outputs", "mux", "board")
 
 
@@ -222,7 +237,8 @@ class InstrumentConfig:
     @property
     def kind(self) -> str:
         return ("smu" if self.driver in SMU_DRIVERS else
-                "dmm" if self.driver in DMM_DRIVERS else "board")
+                "dmm" if self.driver in DMM_DRIVERS else
+                "matrix" if self.driver in MATRIX_DRIVERS else "board")
 
     def __getitem__(self, key: str):
         return self.settings[key]
@@ -283,6 +299,8 @@ class BenchConfig:
     calibration: Mapping[str, Mapping[int, ChannelCalibration]]
     virtual_faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
     linearity_tolerance_volts: float | None = None
+    crossbar: CrossbarConfig | None = None      # [crossbar]: a crossbar on a switch matrix
+    virtual_devices: Mapping[str, float] = dataclasses.field(default_factory=dict)  # [virtual.devices]
 
     def of_kind(self, kind: str) -> list[InstrumentConfig]:
         return [i for i in self.instruments.values() if i.kind == kind]
@@ -364,19 +382,43 @@ class _Checker(Validator):
         bench = self.section("bench", doc["bench"], BENCH)
         network = self.network(doc["network"])
         instruments = self.instruments(doc["instruments"], bench["allow_remote"])
-        wiring = self.wiring(doc["wiring"], network, instruments)
+        is_crossbar = "crossbar" in doc
+        wiring = self.wiring(doc["wiring"], network, instruments, crossbar=is_crossbar)
         calibration = self.calibration(doc["calibration"], instruments, wiring["board"])
         inputs, outputs, mux, board = (wiring[k] for k in WIRING_TABLES)
+        crossbar = None
+        if is_crossbar:
+            crossbar = check_crossbar(self, doc["crossbar"], network, instruments, inputs, outputs,
+                                      self.dmm_channels(instruments), self.base_dir)
+            self.crossbar_instruments_wired(instruments, crossbar)
         file_path = doc["network"].get("path") if doc["network"].get("builder") == "file" else None
-        network = self.roles(network, inputs, outputs, mux, board, file_path)
-        faults = self.faults(self.section("virtual", doc.get("virtual", {}), VIRTUAL)["faults"],
-                             "virtual.faults")
+        network = self.roles(network, inputs, outputs, mux, board, file_path, crossbar)
+        virtual = self.section("virtual", doc.get("virtual", {}), VIRTUAL)
+        faults = self.faults(virtual["faults"], "virtual.faults")
         config = BenchConfig(self.source, bench["name"], bench["allow_remote"], bench["visa_library"],
                              bench["max_total_watts"], bench["compliance_margin"], network,
                              instruments, inputs, outputs, mux, board, calibration, faults,
-                             bench["linearity_tolerance_volts"])
+                             bench["linearity_tolerance_volts"], crossbar,
+                             virtual["devices"] if "devices" in doc.get("virtual", {}) else {})
         self.power(config)
         return config
+
+    def dmm_channels(self, instruments) -> set[int] | None:
+        dmm = next((i for i in instruments.values() if i.kind == "dmm"), None)
+        if dmm is None:
+            return None
+        return {100 * slot + n for slot, card in dmm["cards"].items() for n in range(1, DMM_CARDS[card] + 1)}
+
+    def crossbar_instruments_wired(self, instruments, crossbar: CrossbarConfig) -> None:
+        """On a crossbar bench the matrix, the programmer and the voltmeter are wired by
+        [crossbar]: every other declared instrument must be a port unit."""
+        sensed = any(w.sense is not None for w in crossbar.lines.values())
+        for name, inst in instruments.items():
+            if inst.kind == "dmm" and not sensed:
+                self.fail(f"instruments.{name}", inst.driver, "declared but not wired: no crossbar line is sensed")
+            if inst.kind == "matrix" and name != crossbar.matrix:
+                self.fail(f"instruments.{name}", inst.driver, f"a crossbar bench has one switch matrix, "
+                          f"crossbar.matrix = {crossbar.matrix!r}")
 
     def faults(self, faults: dict, path: str) -> dict:
         total = sum(faults[k] for k in REPLY_FAULTS)
@@ -455,6 +497,8 @@ class _Checker(Validator):
             self.smu_settings(path, spec)
         elif driver in DMM_DRIVERS:
             self.dmm_settings(path, spec)
+        elif driver in MATRIX_DRIVERS:
+            self.matrix_settings(path, spec, driver)
         else:
             self.board_settings(path, spec)
         return InstrumentConfig(name, driver, common["resource"], link, common["timeout_s"],
@@ -490,6 +534,24 @@ class _Checker(Validator):
             self.fail(f"{path}.volt_range", volt_range,
                       f"'AUTO' or one of {', '.join(f'{r:g}' for r in DMM_RANGES)} volts")
 
+    def matrix_settings(self, path: str, spec: dict, driver: str) -> None:
+        slots = spec["slots"]
+        most = 1 if (spec["model"] or "").upper() == "708B" else 6
+        if not 1 <= len(slots) <= most:
+            self.fail(f"{path}.slots", slots, f"list 1 to {most} cards (the {'708B' if most == 1 else '707B'} "
+                      f"has {most} slot{'s' if most > 1 else ''})")
+        for slot, model in enumerate(slots, start=1):
+            if matrix_card_size(model, driver) is None:
+                allowed = (f"one of {', '.join(MATRIX_CARDS_707B)}" if driver == "keithley707b" else
+                           "rows x columns, e.g. '8x12' (1-8 rows, 1-99 columns)")
+                self.fail(f"{path}.slots[{slot - 1}]", model, allowed)
+        spec["slots"] = {slot: model for slot, model in enumerate(slots, start=1)}
+        for k, text in enumerate(spec["forbidden"]):
+            channel = parse_matrix_channel(text)
+            size = None if channel is None else matrix_card_size(spec["slots"].get(channel.slot, ""), driver)
+            if channel is None or size is None or channel.row > size[0] or channel.column > size[1]:
+                self.fail(f"{path}.forbidden[{k}]", text, "a channel of the cards, slot-row-column (e.g. '1A01')")
+
     def board_settings(self, path: str, spec: dict) -> None:
         heartbeat, watchdog = spec["heartbeat_s"], spec["watchdog_s"]
         if heartbeat is not None and heartbeat > watchdog / 2:
@@ -506,9 +568,19 @@ class _Checker(Validator):
             self.fail("bench.max_total_watts", config.max_total_watts,
                       f"must be >= {needed:g} W, the power of every input unit at one ramp step "
                       "(ramp_volts x compliance_amps): below it no input could be driven")
+        if config.crossbar is not None:
+            limits = config.crossbar.limits
+            pulse = max(limits.set_volts[1], limits.reset_volts[1]) / 2 * config.crossbar.compliance_amps
+            if config.max_total_watts < pulse:
+                self.fail("bench.max_total_watts", config.max_total_watts,
+                          f"must be >= {pulse:g} W, the programmer's largest pulse (half the largest amplitude x "
+                          "crossbar.compliance_amps)")
 
     # -- [wiring] ------------------------------------------------------------------------------
-    def wiring(self, doc, net: Network, instruments: dict[str, InstrumentConfig]) -> dict:
+    def wiring(self, doc, net: Network, instruments: dict[str, InstrumentConfig], crossbar: bool = False) -> dict:
+        """The [wiring] tables. On a crossbar bench ([crossbar]) the lines are sensed and the
+        devices programmed through [crossbar]: [wiring.mux] and [wiring.board] stay empty, and the
+        matrix, the programmer and the voltmeter are checked there."""
         if not isinstance(doc, dict):
             self.fail("wiring", doc, "must be a table")
         for key in doc:
@@ -530,15 +602,22 @@ class _Checker(Validator):
             self.fail(f"wiring.outputs.{name}", tables["outputs"][name],
                       f"edge {name} is also an input (wiring.inputs.{name}); inputs and outputs "
                       "are disjoint")
+        if crossbar:
+            for key in ("mux", "board"):
+                if tables[key]:
+                    self.fail(f"wiring.{key}", tables[key], "a crossbar bench senses its lines and programs its "
+                              "devices through [crossbar]; leave this table out")
         mux = self.mux(tables["mux"], net, instruments, {w.edge for w in inputs})
         on_mux = {w.edge for w in mux}
-        for wire in outputs:
+        for wire in outputs if not crossbar else ():
             if wire.edge not in on_mux:
                 self.fail(f"wiring.outputs.{wire.edge_name}", tables["outputs"][wire.edge_name],
                           f"output edge {wire.edge_name} is not spanned by a multiplexer channel "
                           f"(wiring.mux.{wire.edge_name}); the bench reads outputs with the scan")
         board = self.board(tables["board"], net, instruments)
         for name, inst in instruments.items():
+            if crossbar and inst.kind in ("dmm", "matrix", "smu") and name not in used_smus:
+                continue  # wired by [crossbar] (checked there): the voltmeter, the matrix, the programmer
             wired = (name in used_smus if inst.kind == "smu" else
                      bool(mux) if inst.kind == "dmm" else any(w.board == name for w in board))
             if not wired:
@@ -720,9 +799,17 @@ class _Checker(Validator):
                                          code_max=code_max)
 
     # -- roles ---------------------------------------------------------------------------------
-    def roles(self, net: Network, inputs, outputs, mux, board, file_path: str | None) -> Network:
+    def roles(self, net: Network, inputs, outputs, mux, board, file_path: str | None,
+              crossbar: CrossbarConfig | None = None) -> Network:
         """The wiring decides the roles. A network file's own roles are a statement about the
-        board, so they must agree with it (a builder's default roles are not)."""
+        board, so they must agree with it (a builder's default roles are not). On a crossbar
+        bench [crossbar] decides what is readable and tunable."""
+        if crossbar is not None:
+            readable = sorted(set(crossbar.readable) | {w.edge for w in outputs})
+            return net.with_roles(input=np.array([w.edge for w in inputs], dtype=np.int64),
+                                  output=np.array([w.edge for w in outputs], dtype=np.int64),
+                                  readable=np.array(readable, dtype=np.int64),
+                                  tunable=np.array(crossbar.tunable, dtype=np.int64))
         if file_path is not None:
             for role, wired, table in (("input", {w.edge for w in inputs}, "wiring.inputs"),
                                        ("output", {w.edge for w in outputs}, "wiring.outputs"),

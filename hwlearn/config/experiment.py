@@ -47,7 +47,8 @@ NETWORK = network_section(
         "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
-        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs) or edge names"),
+        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs; on a crossbar every "
+                         "crosspoint) or edge names"),
         "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
     },
     defaults={"ohms": (None, "initial_ohms")},

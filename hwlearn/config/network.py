@@ -39,6 +39,10 @@ TOPOLOGY: dict[str, Field] = {
     "ohms": _positive("lattice: nominal resistance of every edge; crossbar: of every crosspoint", 10_000.0),
     "source_ohms": _positive("crossbar: resistance of each input line's source edge", 100.0),
     "load_ohms": _positive("crossbar: resistance of each output line's load edge (the outputs)", 1000.0),
+    "wire_ohms": Field("float", 0.0, "crossbar: resistance of each line segment between neighbouring crosspoints "
+                       "(0: ideal lines)", minimum=0.0, maximum=1e6),
+    "selector_ohms": Field("float", 0.0, "crossbar: on-resistance of a selector in series with every crosspoint "
+                           "(0: none)", minimum=0.0, maximum=1e9),
     "nodes": Field("int", 20, "random: node count", minimum=2, maximum=4_000_000),
     "edges": Field("int", 50, "random: edge count", minimum=1, maximum=4_000_000),
     "seed": Field("int", REQUIRED, "random: the graph's seed", minimum=0),
@@ -50,7 +54,7 @@ TOPOLOGY: dict[str, Field] = {
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "lattice": ("rows", "cols", "ohms"),
-    "crossbar": ("inputs", "outputs", "hidden", "ohms", "source_ohms", "load_ohms"),
+    "crossbar": ("inputs", "outputs", "hidden", "ohms", "source_ohms", "load_ohms", "wire_ohms", "selector_ohms"),
     "random": ("nodes", "edges", "seed", "ohms_min", "ohms_max"),
     "file": ("path",),
 }
@@ -91,7 +95,10 @@ def _check_size(cfg: Mapping[str, Any], source: str) -> None:
         edges, what = rows * (cols - 1) + cols * (rows - 1), f"network.rows x network.cols = {rows} x {cols}"
     elif kind == "crossbar":
         lines = [cfg["inputs"], *cfg["hidden"], cfg["outputs"]]
-        edges, what = sum(a * b for a, b in zip(lines, lines[1:])), f"network.hidden = {cfg['hidden']}"
+        cells = sum(a * b for a, b in zip(lines, lines[1:]))
+        # every cell adds two line segments with wires and one selector with selectors
+        edges = cells * (1 + 2 * (cfg.get("wire_ohms", 0.0) > 0) + (cfg.get("selector_ohms", 0.0) > 0))
+        what = f"network.hidden = {cfg['hidden']}"
     elif kind == "random":
         edges, what = cfg["edges"], f"network.edges = {cfg['edges']}"
     else:
@@ -124,7 +131,8 @@ def build_network(spec: Mapping[str, Any], source: str, *, base_dir: Path = Path
                                     outputs=outputs)
         if kind == "crossbar":
             return builders.crossbar(spec["inputs"], spec["outputs"], hidden=spec["hidden"], cross_ohms=spec["ohms"],
-                                     source_ohms=spec["source_ohms"], load_ohms=spec["load_ohms"])
+                                     source_ohms=spec["source_ohms"], load_ohms=spec["load_ohms"],
+                                     wire_ohms=spec["wire_ohms"], selector_ohms=spec["selector_ohms"])
         if kind == "random":
             if spec["ohms_min"] >= spec["ohms_max"]:
                 raise ConfigError(f"{source}: network.ohms_min = {spec['ohms_min']!r}: must be below "

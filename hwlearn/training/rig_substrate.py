@@ -202,6 +202,11 @@ class RigSubstrate:
         self._generation += 1
         return self.engine.run_plan(program_plan(self.learnable, np.clip(ohms, self.low, self.high)))
 
+    def take_records(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """What the rig did since the last record (Rig.take_records: a crossbar's relay
+        operations and pulses), for the step the trainer records now."""
+        return self.rig.take_records()
+
     def phase_voltages(self, rule, x, y) -> dict[str, np.ndarray]:
         """Every readable edge in each phase for one sample; NaN where the rig cannot read."""
         readable = np.setdiff1d(self.rig.capabilities.readable, self.ports.outputs)

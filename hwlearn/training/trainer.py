@@ -89,6 +89,10 @@ class Trainer:
             summary["measurement"] = dict(measurement)
         return summary
 
+    def _rig_records(self) -> tuple[dict, dict]:
+        take = getattr(self.substrate, "take_records", None)
+        return take() if take is not None else ({}, {})
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
         """Loss on clean targets and accuracy, on the train and test sets."""
@@ -139,6 +143,11 @@ class Trainer:
         scalars = {"batch_loss": mse_loss(y_hat, y),
                    "relative_update": float(np.linalg.norm(after - before) / np.linalg.norm(before)),
                    **getattr(self.substrate, "step_scalars", {})}
+        # What the rig did for this step (its wear counters, a crossbar's pulse log): at every
+        # step, not only at those that record the other arrays.
+        rig_scalars, rig_arrays = self._rig_records()
+        scalars.update(rig_scalars)
+        arrays.update(rig_arrays)
         if record_arrays:
             arrays["resistances"] = self.substrate.resistances()
             arrays["update"] = after - before
@@ -157,7 +166,10 @@ class Trainer:
             self.substrate.start()
             pos = Position()
             metrics = self.evaluate()
-            publish(StepRecord(0, 0, metrics, {"resistances": self.substrate.resistances()}))
+            # The initial programming's records (a crossbar's pulses and relay operations) too.
+            rig_scalars, rig_arrays = self._rig_records()
+            publish(StepRecord(0, 0, {**rig_scalars, **metrics},
+                               {"resistances": self.substrate.resistances(), **rig_arrays}))
             self.engine.report_instruments(0)
             self._checkpoint(pos)
         else:
