@@ -43,7 +43,7 @@ from hwlearn.experiment import build_experiment  # noqa: E402
 from hwlearn.training.session import TrainingSession  # noqa: E402
 from simulator.virtual_bench import VirtualBench  # noqa: E402
 from tests.bench_helpers import example_config  # noqa: E402
-from tests.gui_helpers import experiment_file  # noqa: E402
+from tests.gui_helpers import experiment_file, run_loop  # noqa: E402
 
 PROBE_MS = 10
 
@@ -110,18 +110,6 @@ class LatencyProbe:
     def stop(self) -> np.ndarray:
         self.timer.stop()
         return np.array(self.late)
-
-
-def run_loop(app, seconds: float, until=None) -> None:
-    """Run the real event loop (exec) for ``seconds`` or until ``until()``."""
-    loop = QtCore.QEventLoop()
-    check = QtCore.QTimer()
-    check.setInterval(50)
-    deadline = time.monotonic() + seconds
-    check.timeout.connect(lambda: loop.quit() if time.monotonic() >= deadline or (until and until()) else None)
-    check.start()
-    loop.exec()
-    check.stop()
 
 
 def percentiles(values: np.ndarray) -> str:

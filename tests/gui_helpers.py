@@ -3,10 +3,12 @@ for tests, waiting for a run's end."""
 
 from __future__ import annotations
 
+import time
 import tomllib
 from pathlib import Path
 
 import tomli_w
+from PySide6 import QtCore
 
 from gui.window import MainWindow
 from tests.cli_helpers import ROOT
@@ -30,3 +32,15 @@ def wait_ended(qtbot, window: MainWindow) -> None:
     """Until the shown run ended and, if this window started it, its bench was released."""
     qtbot.waitUntil(lambda: window.state.ended and (window.launched is None or window.launched.released)
                     and bool(window.last_report or window.launched is None), timeout=WAIT_MS)
+
+
+def run_loop(app, seconds: float, until=None) -> None:
+    """Run the real event loop (exec) for ``seconds`` or until ``until()``."""
+    loop = QtCore.QEventLoop()
+    check = QtCore.QTimer()
+    check.setInterval(50)
+    deadline = time.monotonic() + seconds
+    check.timeout.connect(lambda: loop.quit() if time.monotonic() >= deadline or (until and until()) else None)
+    check.start()
+    loop.exec()
+    check.stop()

@@ -23,7 +23,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from PySide6 import QtCore  # noqa: E402
 
 from gui.app import application  # noqa: E402
 from gui.window import MainWindow  # noqa: E402
@@ -31,20 +30,9 @@ from hwlearn.app.sessions import Launcher  # noqa: E402
 from hwlearn.runstore import NotARunError, RunReader  # noqa: E402
 from simulator.virtual_bench import VirtualBench  # noqa: E402
 from tests.bench_helpers import example_config  # noqa: E402
-from tests.gui_helpers import experiment_file  # noqa: E402
+from tests.gui_helpers import experiment_file, run_loop  # noqa: E402
 
 SIZE = (1500, 950)
-
-
-def wait(app, seconds: float, until=None) -> None:
-    loop = QtCore.QEventLoop()
-    check = QtCore.QTimer()
-    check.setInterval(30)
-    deadline = time.monotonic() + seconds
-    check.timeout.connect(lambda: loop.quit() if time.monotonic() >= deadline or (until and until()) else None)
-    check.start()
-    loop.exec()
-    check.stop()
 
 
 def ended(window: MainWindow):
@@ -53,7 +41,7 @@ def ended(window: MainWindow):
 
 
 def grab(app, window: MainWindow, out: Path, name: str) -> None:
-    wait(app, 0.4)  # a few frames of the redraw timer
+    run_loop(app, 0.4)  # a few frames of the redraw timer
     window.grab().save(str(out / name))
     print(f"wrote {out / name}")
 
@@ -107,7 +95,7 @@ def main() -> None:
         window.prepare(ROOT / "examples" / "iris-omega.toml")
         grab(app, window, out, "prepared.png")
         window.start_run()
-        wait(app, 300, ended(window))
+        run_loop(app, 300, ended(window))
         grab(app, window, out, "run-iris-crossbar.png")
         window.map.choice.setCurrentIndex([q.key for q in window.map.quantities].index("v_free"))
         window.map.hover_at(*window.map.geometry.mid[window.map.geometry.names.index("Rx0_3_1")])
@@ -116,16 +104,16 @@ def main() -> None:
         # 2. A lattice trained by Equilibrium Propagation: mid-run (live), then the update map.
         window.prepare(lattice_experiment(folder))
         window.start_run()
-        wait(app, 300, lambda: (window.state.step or 0) >= 120)
+        run_loop(app, 300, lambda: (window.state.step or 0) >= 120)
         k = window.map.geometry.names.index("Rh5_5")
         window.map.hover_at(*window.map.geometry.mid[k])
         grab(app, window, out, "run-lattice-live.png")
-        wait(app, 300, ended(window))
+        run_loop(app, 300, ended(window))
         window.map.choice.setCurrentIndex([q.key for q in window.map.quantities].index("update"))
         window.map.hover_at(*window.map.geometry.mid[k])
         grab(app, window, out, "map-lattice-update.png")
         window.map.slider.setValue(3)
-        wait(app, 10, lambda: window.map.shown_step == window.state.array_steps[3])
+        run_loop(app, 10, lambda: window.map.shown_step == window.state.array_steps[3])
         grab(app, window, out, "map-lattice-scrubbed.png")
         window.map.go_live()
 
@@ -134,15 +122,15 @@ def main() -> None:
             experiment = experiment_file(folder, "bench-teacher-omega", record__array_every=2)
             window.set_prepared(window.launcher.prepare(experiment, vb.bench_config()))
             window.start_run(dry_run=True)
-            wait(app, 300, ended(window))
+            run_loop(app, 300, ended(window))
             grab(app, window, out, "bench-dry-run.png")
             window.start_run()
-            wait(app, 300, lambda: (window.state.step or 0) >= 20 and bool(window.state.instruments))
+            run_loop(app, 300, lambda: (window.state.step or 0) >= 20 and bool(window.state.instruments))
             window.tabs.setCurrentWidget(window.instruments)
             grab(app, window, out, "instruments.png")
             window.controls.estop.click()
-            wait(app, 300, ended(window))
-            wait(app, 10, lambda: window.estops and window.estops[-1].get("shown"))
+            run_loop(app, 300, ended(window))
+            run_loop(app, 10, lambda: window.estops and window.estops[-1].get("shown"))
             window.tabs.setCurrentWidget(window.instruments)
             grab(app, window, out, "instruments-after-estop.png")
             window.tabs.setCurrentWidget(window.events)
@@ -168,16 +156,16 @@ def main() -> None:
         window.tabs.setCurrentWidget(browser)
         browser.refresh()
         listed = browser.listings
-        wait(app, 60, lambda: browser.listings > listed)
+        run_loop(app, 60, lambda: browser.listings > listed)
         iris = [r["run_dir"] for r in browser.rows if "iris" in r["run_dir"]]
         browser.select(iris)
         browser.overlay_choice.setCurrentText("test_loss")
         browser.overlay_selected()
-        wait(app, 60, lambda: len(browser.overlaid) == len(iris))
+        run_loop(app, 60, lambda: len(browser.overlaid) == len(iris))
         grab(app, window, out, "browser.png")
 
         window.attach(killed)
-        wait(app, 60, lambda: window.state.state == "crashed" and window.map.shown_step is not None)
+        run_loop(app, 60, lambda: window.state.state == "crashed" and window.map.shown_step is not None)
         grab(app, window, out, "run-crashed.png")
 
         window.shutdown()

@@ -285,13 +285,7 @@ class CrossbarBench(Bench):
         last read is not touched; a stuck one (no response at the highest amplitude) is not
         pulsed again. A target outside the device window raises RigError, nothing sent."""
         with self.round_trips.call("program"):
-            self._check_open("program")
-            edges = self._edges(edges, "program")
-            ohms = np.asarray(ohms, dtype=float).reshape(-1)
-            if ohms.shape != edges.shape:
-                raise RigError(f"program: {ohms.size} resistances for {edges.size} edges")
-            if len(set(edges.tolist())) != edges.size:
-                raise RigError("program: an edge is listed twice")
+            edges, ohms = self._program_request(edges, ohms)
             targets = {}
             for edge, target in zip(edges.tolist(), ohms.tolist()):
                 name = self.network.edge_names[edge]

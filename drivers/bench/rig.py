@@ -495,13 +495,7 @@ class Bench(Rig):
 
     def program(self, edges, ohms) -> np.ndarray:
         with self.round_trips.call("program"):
-            self._check_open("program")
-            edges = self._edges(edges, "program")
-            ohms = np.asarray(ohms, dtype=float).reshape(-1)
-            if ohms.shape != edges.shape:
-                raise RigError(f"program: {ohms.size} resistances for {edges.size} edges")
-            if len(set(edges.tolist())) != edges.size:
-                raise RigError("program: an edge is listed twice")
+            edges, ohms = self._program_request(edges, ohms)
             codes = {}
             for edge, target in zip(edges.tolist(), ohms.tolist()):
                 wire = self._board_wire.get(edge)
@@ -619,6 +613,17 @@ class Bench(Rig):
     def _check_open(self, call: str) -> None:
         if self._closed:
             raise RigError(f"{call}: the bench {self.config.name!r} is closed")
+
+    def _program_request(self, edges, ohms) -> tuple[np.ndarray, np.ndarray]:
+        """A program call's edges and resistances, checked before anything is sent."""
+        self._check_open("program")
+        edges = self._edges(edges, "program")
+        ohms = np.asarray(ohms, dtype=float).reshape(-1)
+        if ohms.shape != edges.shape:
+            raise RigError(f"program: {ohms.size} resistances for {edges.size} edges")
+        if len(set(edges.tolist())) != edges.size:
+            raise RigError("program: an edge is listed twice")
+        return edges, ohms
 
     def _edges(self, edges, call: str) -> np.ndarray:
         try:

@@ -96,23 +96,23 @@ def connect_writer(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
-def schema_statements() -> list[str]:
-    """SCHEMA split into single statements (comments may hold semicolons)."""
+def split_statements(script: str) -> list[str]:
+    """An SQL script split into single statements (comments may hold semicolons)."""
     statements, buffer = [], ""
-    for line in SCHEMA.splitlines(keepends=True):
+    for line in script.splitlines(keepends=True):
         buffer += line
         if sqlite3.complete_statement(buffer):
             statements.append(buffer.strip())
             buffer = ""
     if buffer.strip():
-        raise AssertionError(f"incomplete statement at the end of the schema: {buffer!r}")
+        raise AssertionError(f"incomplete statement at the end of the script: {buffer!r}")
     return statements
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create all tables inside the caller's open transaction, so that a reader sees either
     no run at all or the tables together with the rows the caller adds in the same transaction."""
-    for statement in schema_statements():
+    for statement in split_statements(SCHEMA):
         conn.execute(statement)
 
 

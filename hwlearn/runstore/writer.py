@@ -41,32 +41,21 @@ from hwlearn.runstore.layout import (
     WRITER_LOCK_FILE,
 )
 from hwlearn.runstore.liveness import current_identity
+from hwlearn.runstore.locks import hold_lock
 from hwlearn.runstore.metadata import collect_metadata, utc_iso
 from hwlearn.runstore.names import check_name
 from hwlearn.runstore.reader import RunReader
 from hwlearn.runstore.status import ACTIVE, DEFAULT_STALE_AFTER_S, FINAL, RESUMABLE
 from hwlearn.runstore.values import as_index, as_real
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the status check alone guards resume
-    fcntl = None
-
 EVENT_LEVELS = ("debug", "info", "warning", "error")
 log = logging.getLogger(__name__)
 
 
 def _lock_writer(run_dir: Path):
-    """Hold an exclusive lock on writer.lock for the writer's lifetime. The kernel drops it
-    when the process dies, even by SIGKILL, so a second writer can tell a live one."""
-    fd = os.open(run_dir / WRITER_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-    return fd
+    """Hold writer.lock for the writer's lifetime, so a second writer can tell a live one (on
+    Windows, without locks, the status check alone guards resume)."""
+    return hold_lock(run_dir / WRITER_LOCK_FILE)
 
 
 def _populate(folder: Path, config_toml: str, meta: dict, metadata_json: str, created: float) -> int:

@@ -102,33 +102,11 @@ def card_sizes(cards: Mapping[int, str], dialect: str) -> dict[int, tuple[int, i
     return sizes
 
 
-class _TspError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+class _RelayState:
+    """What a test reads of either matrix emulator: its switch log and closed relays (the safe
+    state is every relay open)."""
 
-
-_STATEMENT = re.compile(r"""\s*(?:print\((?P<printed>[^()]*(?:\([^()]*\))?)\)|(?P<call>[A-Za-z_.]+)\((?P<args>[^()]*)\)
-                            |(?P<target>[A-Za-z_.]+)\s*=\s*(?P<value>[A-Za-z_.0-9+-]+))""", re.X)
-_CALL = re.compile(r"([A-Za-z_.]+)\((.*)\)$")
-_STRING = re.compile(r"""^\s*(["'])(.*)\1\s*$""")
-RULES = {"channel.OFF": 0, "channel.BREAK_BEFORE_MAKE": 1, "channel.MAKE_BEFORE_BREAK": 2}
-
-
-class Keithley707BEmulator(LineDevice):
-    """Keithley 707B (or 708B) switching matrix, its TSP command interface. ``cards`` maps slot to
-    card model (7174A, 7072)."""
-
-    MAKER = "KEITHLEY INSTRUMENTS INC."
-
-    def __init__(self, backend, *, cards: Mapping[int, str] | None = None, model: str = "707B",
-                 serial: str = "04089762", **kwargs):
-        super().__init__(**kwargs)
-        self.model = model
-        self.serial = serial
-        self.relays = _Relays(card_sizes(cards or {1: "7174A"}, "keithley707b"), backend)
-        self.errors: list[tuple[int, str]] = []
-        self.connect_rule = 1
+    relays: _Relays
 
     @property
     def switch_log(self) -> list[SwitchEvent]:
@@ -142,6 +120,35 @@ class Keithley707BEmulator(LineDevice):
 
     def is_safe(self) -> bool:
         return not self.closed
+
+
+class _TspError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+_STATEMENT = re.compile(r"""\s*(?:print\((?P<printed>[^()]*(?:\([^()]*\))?)\)|(?P<call>[A-Za-z_.]+)\((?P<args>[^()]*)\)
+                            |(?P<target>[A-Za-z_.]+)\s*=\s*(?P<value>[A-Za-z_.0-9+-]+))""", re.X)
+_CALL = re.compile(r"([A-Za-z_.]+)\((.*)\)$")
+_STRING = re.compile(r"""^\s*(["'])(.*)\1\s*$""")
+RULES = {"channel.OFF": 0, "channel.BREAK_BEFORE_MAKE": 1, "channel.MAKE_BEFORE_BREAK": 2}
+
+
+class Keithley707BEmulator(_RelayState, LineDevice):
+    """Keithley 707B (or 708B) switching matrix, its TSP command interface. ``cards`` maps slot to
+    card model (7174A, 7072)."""
+
+    MAKER = "KEITHLEY INSTRUMENTS INC."
+
+    def __init__(self, backend, *, cards: Mapping[int, str] | None = None, model: str = "707B",
+                 serial: str = "04089762", **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.serial = serial
+        self.relays = _Relays(card_sizes(cards or {1: "7174A"}, "keithley707b"), backend)
+        self.errors: list[tuple[int, str]] = []
+        self.connect_rule = 1
 
     def power_cycle(self) -> None:
         self.relays.power_on()
@@ -321,7 +328,7 @@ class Keithley707BEmulator(LineDevice):
         return f"{float(value):.5e}"   # format.asciiprecision 6: 1.00000e+00
 
 
-class ScpiSwitchEmulator(ScpiDevice):
+class ScpiSwitchEmulator(_RelayState, ScpiDevice):
     """A generic SCPI switch matrix; ``cards`` maps slot to 'RxC' (rows x columns)."""
 
     def __init__(self, backend, *, cards: Mapping[int, str] | None = None, model: str = "SWITCH-MATRIX",
@@ -340,19 +347,6 @@ class ScpiSwitchEmulator(ScpiDevice):
     @staticmethod
     def _number(name: str) -> int:
         return int(name[0]) * 1000 + (ROWS.index(name[1]) + 1) * 100 + int(name[2:])
-
-    @property
-    def switch_log(self) -> list[SwitchEvent]:
-        with self.lock:
-            return list(self.relays.log)
-
-    @property
-    def closed(self) -> set[str]:
-        with self.lock:
-            return set(self.relays.closed)
-
-    def is_safe(self) -> bool:
-        return not self.closed
 
     def identity(self) -> str:
         return f"HWLEARN,{self.model},{self.serial},1.0"

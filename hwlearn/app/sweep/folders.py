@@ -7,18 +7,13 @@ from its checkpoint, whichever process or executor had it before.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwlearn.runstore import NotARunError, RunReader
 from hwlearn.runstore.layout import WRITER_LOCK_FILE
-
-try:
-    import fcntl
-except ImportError:
-    fcntl = None
+from hwlearn.runstore.locks import held_elsewhere
 
 ABSENT, DONE, RESUMABLE, BUSY, BROKEN = "absent", "done", "resumable", "busy", "broken"
 
@@ -37,17 +32,7 @@ class FolderState:
 
 def _being_created(run_dir: Path) -> bool:
     """Whether a live process holds the run's writer lock (a create still in progress)."""
-    path = run_dir / WRITER_LOCK_FILE
-    if fcntl is None or not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing releases the lock if we took it
-    return False
+    return held_elsewhere(run_dir / WRITER_LOCK_FILE)
 
 
 def inspect(run_dir: Path) -> FolderState:

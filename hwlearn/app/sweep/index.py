@@ -21,13 +21,9 @@ from hwlearn.errors import HwlearnError
 from hwlearn.runstore import jsontext
 from hwlearn.runstore.checkpoint import atomic_write_text
 from hwlearn.runstore.config_text import config_from_toml, config_to_toml
-from hwlearn.runstore.database import connect_reader, connect_writer, retry_busy
+from hwlearn.runstore.database import connect_reader, connect_writer, retry_busy, split_statements
 from hwlearn.runstore.liveness import WriterIdentity, current_identity, is_local, process_alive
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the client table alone tells a live client
-    fcntl = None
+from hwlearn.runstore.locks import hold_lock
 
 FORMAT = "hwlearn.sweep/1"
 INDEX_FILE = "index.sqlite"
@@ -102,24 +98,8 @@ def is_sweep_dir(path) -> bool:
 
 
 def _lock(sweep_dir: Path) -> int | None:
-    fd = os.open(sweep_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-    return fd
-
-
-def _statements() -> list[str]:
-    statements, buffer = [], ""
-    for line in SCHEMA.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
+    # Without locks (Windows) the client table alone tells a live client.
+    return hold_lock(sweep_dir / LOCK_FILE)
 
 
 def _record(row) -> PointRecord:
@@ -165,7 +145,7 @@ class SweepIndex:
                      "experiment_toml": spec.experiment_text, "axes": json.dumps(spec.axes),
                      "retries": str(spec.retries)}
             conn.execute("BEGIN IMMEDIATE")  # a reader sees no index or the whole of it
-            for statement in _statements():
+            for statement in split_statements(SCHEMA):
                 conn.execute(statement)
             conn.executemany("INSERT INTO sweep(key, value) VALUES (?, ?)", facts.items())
             conn.executemany("INSERT INTO points(id, name, params, seed, config_toml, state, updated) "
