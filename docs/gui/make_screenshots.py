@@ -23,7 +23,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-
 from gui.app import application  # noqa: E402
 from gui.window import MainWindow  # noqa: E402
 from hwlearn.app.sessions import Launcher  # noqa: E402
