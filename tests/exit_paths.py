@@ -24,6 +24,9 @@ Exit paths (ExitPath.status: the run's final status):
 - sigterm            one SIGTERM (a service manager, ``kill``): as one Ctrl-C, 'stopped';
 - estop              engine.estop() from another thread, as the GUI's E-stop button calls it:
                      the rig safe at once, 'aborted';
+- lost-link          the voltmeter's link drops mid-step (its server stops: a pulled cable)
+                     and stays down: the bench tries once to open it again, fails, and the
+                     run ends 'failed' naming it; every other instrument goes safe;
 - failing-instrument one instrument stops answering mid-run (its link stays up: hung
                      firmware): its calls time out, the run ends 'failed' naming it, and every
                      other instrument goes safe. Its own reply timeout is short here
@@ -48,6 +51,7 @@ from hwlearn.experiment import build_experiment
 from hwlearn.rig import RigError
 from hwlearn.runstore import RunReader
 from hwlearn.training.session import TrainingSession
+from simulator.emulators import TcpLineServer
 from simulator.virtual_bench import VirtualBench
 from tests.bench_helpers import example_config, freeze
 from tests.cli_helpers import ROOT
@@ -67,12 +71,14 @@ PATHS = {p.name: p for p in (
     ExitPath("sigterm", "stopped", True),
     ExitPath("estop", "aborted", False),
     ExitPath("failing-instrument", "failed", True),
+    ExitPath("lost-link", "failed", True),
 )}
 
 TRIGGER_STEP = 2            # the trigger comes once this many steps are recorded...
 MEASURES_INTO_STEP = 5      # ...at this measurement of the next step (its third sample)
 FAILING = "smu_out1"        # the instrument that stops answering (a 2450 on an output edge)
 FAILING_TIMEOUT_S = 0.5     # its reply timeout (the example's default is 5 s)
+LOST = "dmm"                # the instrument whose link drops and stays down
 WATCH_PERIOD_S = 0.002      # how often the watcher samples the emulators' states
 
 
@@ -132,11 +138,36 @@ class SafeWatch:
             self.safe_since = None
 
 
+class MidStep:
+    """A view of a run that calls ``action()`` in the run's thread, just before the
+    MEASURES_INTO_STEP-th measurement once TRIGGER_STEP steps are recorded: in the middle of a
+    step, with some of its readings taken (a trigger at a step's end would make a clean stop
+    look instant, and leave a second Ctrl-C no step to interrupt). ``steps``: the steps recorded."""
+
+    def __init__(self, bench: Bench, action):
+        self.steps: list[int] = []
+        self.pulled = False
+        measures = 0
+        measure = bench.measure
+
+        def measure_after_the_trigger(edges):
+            nonlocal measures
+            if len(self.steps) >= TRIGGER_STEP and not self.pulled:
+                measures += 1
+                if measures == MEASURES_INTO_STEP:
+                    self.pulled = True
+                    action()
+            return measure(edges)
+        bench.measure = measure_after_the_trigger
+
+    def __call__(self, doc) -> None:
+        if isinstance(doc, StepRecord):
+            self.steps.append(doc.step)
+
+
 class _Trigger:
-    """Pulls the trigger of ``path`` in the middle of a step: at the MEASURES_INTO_STEP-th
-    measurement after TRIGGER_STEP steps are recorded (a trigger at a step's end would make a
-    clean stop look instant, and leave a second Ctrl-C no step to interrupt). Also a view of the
-    run: it sees the steps, the stop request and the failing instrument's first fault."""
+    """Pulls the trigger of ``path`` mid-step (MidStep); also a view of the run that sees the stop
+    request and the lost or failing instrument's first fault."""
 
     def __init__(self, path: ExitPath, vb: VirtualBench, bench: Bench):
         self.path = path
@@ -144,31 +175,31 @@ class _Trigger:
         self.session: TrainingSession | None = None
         self.at: float | None = None          # the trigger's moment (time.monotonic())
         self.detected: float | None = None    # the failing instrument's first fault recorded
-        self.steps: list[int] = []
-        self._measures = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        measure = bench.measure
+        self.mid_step = MidStep(bench, self._fire)
 
-        def measure_and_trigger(edges):
-            if len(self.steps) >= TRIGGER_STEP:
-                self._measures += 1
-                if self._measures == MEASURES_INTO_STEP:
-                    if path.name == "exception":
-                        self.at = time.monotonic()
-                        raise RigError("measure: an error inside the run (raised by the exit-path test)")
-                    self._thread = threading.Thread(target=self._pull, name="exit-trigger", daemon=True)
-                    self._thread.start()
-            return measure(edges)
-        bench.measure = measure_and_trigger
+    @property
+    def steps(self) -> list[int]:
+        return self.mid_step.steps
+
+    def _fire(self) -> None:
+        if self.path.name == "exception":
+            self.at = time.monotonic()
+            raise RigError("measure: an error inside the run (raised by the exit-path test)")
+        if self.path.name == "lost-link":
+            self.at = time.monotonic()
+            drop_link(self.vb, LOST)  # before the measurement that needs it
+            return
+        self._thread = threading.Thread(target=self._pull, name="exit-trigger", daemon=True)
+        self._thread.start()
 
     def __call__(self, doc) -> None:
-        if isinstance(doc, StepRecord):
-            self.steps.append(doc.step)
-        elif isinstance(doc, StatusChange) and doc.state == "stopping":
+        self.mid_step(doc)
+        if isinstance(doc, StatusChange) and doc.state == "stopping":
             self._stopping.set()
         elif (isinstance(doc, RunEvent) and doc.kind == "fault" and self.detected is None
-              and (doc.data or {}).get("instrument") == FAILING):
+              and (doc.data or {}).get("instrument") in (FAILING, LOST)):
             self.detected = time.monotonic()
 
     def _pull(self) -> None:
@@ -195,6 +226,20 @@ class _Trigger:
             self._thread.join()
 
 
+def drop_link(vb: VirtualBench, name: str) -> int:
+    """The link to ``name`` drops (its server stops and closes its connection: a pulled cable);
+    returns the port, for restore_link."""
+    server = vb.servers.pop(name)
+    port = server.port
+    server.stop()
+    return port
+
+
+def restore_link(vb: VirtualBench, name: str, port: int) -> None:
+    """The cable is plugged back: ``name`` served again on ``port``, its state as it was."""
+    vb.servers[name] = TcpLineServer(vb.emulators[name], port).start()
+
+
 def experiment_config(epochs: int = 30, batch_size: int = 20) -> dict:
     """The example bench's teacher task measured sample by sample (a step has sample boundaries
     for a second Ctrl-C to land on), long enough that every trigger comes mid-run."""
@@ -208,6 +253,7 @@ def run_exit_path(name: str, folder: Path, *, failing_timeout_s: float = FAILING
     """One bench run in ``folder`` ended by exit path ``name`` (PATHS)."""
     path = PATHS[name]
     failing = name == "failing-instrument"
+    lost = name == "lost-link"
     bench_config = example_config(**({FAILING: {"timeout_s": failing_timeout_s}} if failing else {}))
     experiment = build_experiment(experiment_config(), network=bench_config.network)
     run_dir = Path(folder) / name
@@ -217,7 +263,8 @@ def run_exit_path(name: str, folder: Path, *, failing_timeout_s: float = FAILING
             trigger = _Trigger(path, vb, bench)
             session = TrainingSession(experiment, bench_substrate(bench, experiment), run_dir, views=(trigger,))
             trigger.session = session
-            with SafeWatch(vb, ignore=(FAILING,) if failing else ()) as watch:
+            ignore = (FAILING,) if failing else (LOST,) if lost else ()
+            with SafeWatch(vb, ignore=ignore) as watch:
                 try:
                     session.run(signals=path.signals)
                 except BaseException as exc:  # the ending under test; recorded by the run
@@ -231,6 +278,6 @@ def run_exit_path(name: str, folder: Path, *, failing_timeout_s: float = FAILING
     seconds = None
     if watch.safe_since is not None and trigger.at is not None:
         seconds = watch.safe_since - trigger.at
-    detected = trigger.detected - trigger.at if failing and trigger.detected and trigger.at else None
+    detected = trigger.detected - trigger.at if (failing or lost) and trigger.detected and trigger.at else None
     return ExitOutcome(name, final.status, final.detail, seconds, safe, failures, watch.names, steps,
                        detected, error)

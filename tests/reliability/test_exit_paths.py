@@ -1,6 +1,7 @@
 """Every exit path of a bench run leaves the emulated bench safe, with the run's final status
 right: an exception inside the run, Ctrl-C once and twice, SIGTERM, the E-stop, and an instrument
-that stops answering mid-run (the others go safe; the run is failed, naming it).
+that stops answering mid-run, and one whose link drops and stays down (the others go safe; the
+run is failed, naming it).
 
 Each run is in this process (tests/exit_paths.py): real signals to this process, the E-stop from
 another thread as the GUI calls it, the real drivers to the virtual bench on loopback. The time
@@ -12,7 +13,9 @@ benchmarks/bench_safe_state.py repeats the paths and sets the times against the 
 import pytest
 
 from hwlearn.runstore import RunReader
-from tests.exit_paths import FAILING, PATHS, TRIGGER_STEP, run_exit_path
+from tests.exit_paths import FAILING, LOST, PATHS, TRIGGER_STEP, run_exit_path
+
+CULPRITS = {"failing-instrument": FAILING, "lost-link": LOST}
 
 
 @pytest.mark.parametrize("name", list(PATHS))
@@ -34,10 +37,14 @@ def test_every_exit_path_leaves_the_bench_safe_with_the_right_status(tmp_path, n
         assert outcome.steps == list(range(TRIGGER_STEP + 1)), outcome.steps
         with RunReader(tmp_path / name) as reader:
             assert reader.latest_checkpoint().step == outcome.steps[-1]
-    if name == "failing-instrument":
-        assert FAILING not in outcome.watched
-        assert [f.split(":")[0] for f in outcome.failures] == [FAILING], outcome.failures
-        assert f"safe state failed: {FAILING}: " in outcome.detail, outcome.detail
+    if name in CULPRITS:
+        # The instrument that stopped answering, or whose link is down, is named; the others
+        # are safe (watched: every instrument but it).
+        culprit = CULPRITS[name]
+        assert culprit not in outcome.watched and len(outcome.watched) == len(outcome.safe_at_end) - 1
+        assert [f.split(":")[0] for f in outcome.failures] == [culprit], outcome.failures
+        assert f"safe state failed: {culprit}: " in outcome.detail, outcome.detail
+        assert outcome.detail.startswith(f"RigError: measure: {culprit}: "), outcome.detail
         assert outcome.detected_s is not None
     else:
         assert outcome.failures == [], outcome.failures
