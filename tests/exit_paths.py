@@ -11,9 +11,9 @@ benchmarks/bench_safe_state.py (which repeats them and reports the times).
 The run is what ``hwlearn run`` runs (hwlearn.app.sessions.bench_substrate in a TrainingSession,
 in the main thread, so Ctrl-C and SIGTERM are real signals delivered to this process and steer
 the engine through hwlearn.signals), on the example bench through the real drivers: pyvisa-py
-sockets to the SCPI emulators, pyserial to the board's pseudo-terminal. A view of the run (a
-subscriber, called once each document is on disk) starts the trigger once a few steps are
-recorded; the trigger runs in a thread of its own, as a GUI's button or another terminal would.
+sockets to the SCPI emulators, pyserial to the board's pseudo-terminal. The trigger comes in the
+middle of the third step (MidStep); signals and the E-stop come from a thread of their own, as
+from another terminal or a GUI's button.
 
 Exit paths (ExitPath.status: the run's final status):
 
@@ -80,14 +80,15 @@ FAILING = "smu_out1"        # the instrument that stops answering (a 2450 on an 
 FAILING_TIMEOUT_S = 0.5     # its reply timeout (the example's default is 5 s)
 LOST = "dmm"                # the instrument whose link drops and stays down
 WATCH_PERIOD_S = 0.002      # how often the watcher samples the emulators' states
+STOPPING_WAIT_S = 60.0      # longest wait for the first Ctrl-C's stop request to be recorded
 
 
 @dataclass
 class ExitOutcome:
     """How one run ended. ``seconds_to_safe``: from the trigger until every emulated instrument
     (the failing one excepted) was safe and stayed so until the run was over; None if that never
-    happened. ``detected_s``: for a failing instrument, from the moment it stopped answering until
-    the run recorded its first fault."""
+    happened. ``detected_s``: for a failing instrument or a lost link, from the trigger until the
+    run recorded the instrument's first fault."""
 
     path: str
     status: str
@@ -211,9 +212,9 @@ class _Trigger:
             os.kill(os.getpid(), signal.SIGINT)
             # Two signals sent before the first is handled would arrive as one: the second goes
             # once the run has recorded the first (its stop request).
-            self._stopping.wait()
-            self.at = time.monotonic()
-            os.kill(os.getpid(), signal.SIGINT)
+            if self._stopping.wait(STOPPING_WAIT_S):  # else the run ended: its status tells
+                self.at = time.monotonic()
+                os.kill(os.getpid(), signal.SIGINT)
         elif name == "estop":
             self.at = time.monotonic()
             self.session.engine.estop()
