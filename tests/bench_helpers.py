@@ -55,6 +55,12 @@ def bench_file_text(config: BenchConfig, resources: dict[str, str], example: Pat
     return text
 
 
+def freeze(device) -> None:
+    """The instrument hears every line but never answers again (hung firmware, a stopped
+    process): its TCP connection stays up."""
+    device.handle = lambda line: None
+
+
 def board_lines(device) -> list[str]:
     """What a board received, without the heartbeat thread's HB requests."""
     return [line for line in device.lines() if " HB*" not in line]

@@ -14,13 +14,7 @@ from drivers.bench import Bench, BenchError
 from hwlearn.rig import RigError
 from simulator.emulators import TcpLineServer
 from simulator.virtual_bench import VirtualBench
-from tests.bench_helpers import board_lines, example_config, twin_bench
-
-
-def freeze(device) -> None:
-    """The instrument hears every line but never answers again (hung firmware, a stopped
-    process): its TCP connection stays up."""
-    device.handle = lambda line: None
+from tests.bench_helpers import board_lines, example_config, freeze, twin_bench
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -99,6 +100,10 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
     experiment.write_text('plan = "per-sample"\n' + text)
     proc = _run(path, experiment, tmp_path / "run", "--quiet")
     wait_for_step(tmp_path / "run", 1, proc)
+    # A signal before the next step's boundary would stop the run there at once, and leave the
+    # second one nothing to abort: the first comes once the voltmeter has scanned a few samples
+    # of the next step.
+    _wait_for_lines(vb.emulators["dmm"], len(vb.emulators["dmm"].lines()) + 6, proc)
     proc.send_signal(signals[0])
     if len(signals) > 1:
         # Two signals sent before the first is handled would arrive as one: wait until the run
@@ -110,6 +115,15 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
     assert all(vb.is_safe().values()), (vb.is_safe(), stderr)
     with RunReader(tmp_path / "run") as reader:
         assert reader.status().status == status, (reader.status().detail, stderr)
+
+
+def _wait_for_lines(device, count: int, proc, timeout: float = 120.0) -> None:
+    """Wait until the emulated ``device`` has received ``count`` lines; fail if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while len(device.lines()) < count:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{count} lines never arrived"
+        time.sleep(0.005)
 
 
 def test_a_limit_violation_fails_the_run_before_sending_and_leaves_the_bench_safe(served_bench, tmp_path):

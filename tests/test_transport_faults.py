@@ -76,11 +76,11 @@ def test_an_instrument_that_does_not_answer_the_marker_fails_fast_and_stays_mark
 
 def test_an_interrupted_resync_leaves_no_marker_reply_behind():
     # Ctrl-C while waiting for the marker: its reply comes later and looks like the next
-    # marker's. The transport reads past every reply it is owed (the lost :READ? reply's, the
-    # first marker's) before it takes a marker reply for its own.
+    # marker's. The transport reads past every owed reply that could look like its marker's
+    # (the first marker's; not the lost :READ? reply's) before it takes one for its own.
     with expect([("*IDN?", IDN), (":READ?", Timeout()),
                  (CLEAR, None), ("*IDN?", Interrupt()),
-                 (CLEAR, None), ("*IDN?", [IDN, IDN, Timeout()]),
+                 (CLEAR, None), ("*IDN?", [IDN, IDN]),
                  (":OUTP?", "1")], retries=0) as t:
         t.set_marker("*IDN?", IDN)
         assert t.query("*IDN?") == IDN
@@ -88,6 +88,30 @@ def test_an_interrupted_resync_leaves_no_marker_reply_behind():
             t.query(":READ?")
         with pytest.raises(KeyboardInterrupt):
             t.query(":OUTP?")
+        assert t.query(":OUTP?") == "1"
+
+
+def test_a_marker_reply_nothing_else_could_give_is_taken_at_once_after_a_lost_reply():
+    # The lost :READ? reply cannot read as an identity string: the marker's reply is ours, and
+    # the transport reads no further (it used to wait RESYNC_WAIT_S for the lost reply).
+    fresh = "+5.1E-01,+1.1E-04,+2.15E+04"
+    with expect([("*IDN?", IDN), (":READ?", Timeout()), (CLEAR, None), ("*IDN?", IDN),
+                 (":READ?", fresh)]) as t:
+        t.set_marker("*IDN?", IDN)
+        assert t.query("*IDN?") == IDN
+        assert t.query(":READ?") == fresh
+
+
+def test_after_a_ctrl_c_during_a_read_the_marker_reply_is_taken_at_once():
+    # The second Ctrl-C of an abort interrupts a wait on an instrument; its reply, if it came,
+    # was read or cleared. The bench's safe state then needs that link at once, not after
+    # RESYNC_WAIT_S.
+    with expect([("*IDN?", IDN), (":SOUR:FUNC?", Interrupt()), (CLEAR, None), ("*IDN?", IDN),
+                 (":OUTP?", "1")]) as t:
+        t.set_marker("*IDN?", IDN)
+        assert t.query("*IDN?") == IDN
+        with pytest.raises(KeyboardInterrupt):
+            t.query(":SOUR:FUNC?")
         assert t.query(":OUTP?") == "1"
 
 

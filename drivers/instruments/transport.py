@@ -42,6 +42,13 @@ RESYNC_WAIT_S = 1.0  # how long a device may take to answer the marker after a d
 MAX_STALE_LINES = 16  # late lines tolerated before the marker's reply
 
 
+def _may_answer_like(owed: str, marker: str) -> bool:
+    """Whether a late reply to the query ``owed`` could equal the reply to ``marker``: an
+    identity string comes only from a line that asks for it (``*IDN?``, perhaps joined with
+    others), while the '1' of the fallback marker ``*OPC?`` could answer any boolean query."""
+    return marker == "*OPC?" or marker in owed
+
+
 class Transport(abc.ABC):
     """A line link to one instrument. Subclasses implement _send, _receive and _close, and may
     implement _clear (device clear) and _reopen (a new connection to the same resource)."""
@@ -64,10 +71,11 @@ class Transport(abc.ABC):
         self._closed = False
         self._marker: tuple[str, str] | None = None
         # True while a reply may still be on its way (a query timed out or was interrupted
-        # around its write): the next query re-synchronises first. ``_owed`` counts the queries
-        # sent whose replies were not read; a resync reads past that many.
+        # around its write): the next query re-synchronises first. ``_owed`` lists the queries
+        # sent whose replies were not read; a resync reads past those that could look like its
+        # marker's reply.
         self._desynced = False
-        self._owed = 0
+        self._owed: list[str] = []
 
     # -- the public verbs ------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -100,7 +108,7 @@ class Transport(abc.ABC):
                 # Marked before the write: an interrupt (Ctrl-C) arriving as the line goes out
                 # must not leave its reply to be read as the next query's.
                 self._desynced = True
-                self._owed += 1
+                self._owed.append(line)
                 self.write(line)
                 try:
                     reply = self.read_line(wait)
@@ -124,7 +132,7 @@ class Transport(abc.ABC):
                                       f"re-synchronised ({late} late line{'s' if late != 1 else ''} "
                                       f"discarded), attempt {attempt + 1} of {attempts}")
                     continue
-                self._desynced, self._owed = False, 0
+                self._desynced, self._owed = False, []
                 return reply
         raise AssertionError("unreachable")
 
@@ -148,22 +156,25 @@ class Transport(abc.ABC):
                 late = self._discard(self.drain_s)
                 for line in late:
                     self.report_fault(fault.STALE, f"discarded late input {line!r}")
-                self._desynced, self._owed = False, 0
+                self._desynced, self._owed = False, []
                 return len(late)
             query, expected = self._marker
             if failed == query:
                 query, expected = "*OPC?", "1"
-            owed = self._owed  # replies that may come before the marker's (an earlier marker's too)
-            self._owed += 1
+            # Replies that may come before the marker's: all of them, and of those the ones that
+            # could read as the marker's own (a reply equal to it is ours once they are all read).
+            owed = len(self._owed)
+            alike = sum(1 for line in self._owed if _may_answer_like(line, query))
+            self._owed.append(query)
             self.write(query)
-            read, matched = 0, False
+            read, matched = 0, 0
             deadline = time.monotonic() + RESYNC_WAIT_S
             while read <= MAX_STALE_LINES:
                 try:
                     line = self.read_line(max(0.0, deadline - time.monotonic()))
                 except InstrumentTimeout:
                     if matched:  # the replies still owed were lost: the last marker reply was ours
-                        self._desynced, self._owed = False, 0
+                        self._desynced, self._owed = False, []
                         return read - 1
                     self.report_fault(fault.RESYNC, f"no answer to the marker {query!r} within "
                                       f"{RESYNC_WAIT_S:g} s of a device clear", recovered=False)
@@ -171,10 +182,12 @@ class Transport(abc.ABC):
                                             f"{RESYNC_WAIT_S:g} s after a device clear: the "
                                             "instrument does not respond") from None
                 if line == expected:
-                    if read >= owed:  # every reply owed before it has been read: this is ours
-                        self._desynced, self._owed = False, 0
+                    # Ours when every reply owed before it has been read, or every one that
+                    # could look like it: no wait for a reply that was lost or already read.
+                    if read >= owed or matched >= alike:
+                        self._desynced, self._owed = False, []
                         return read
-                    matched = True  # perhaps an earlier marker's reply: read on while lines come
+                    matched += 1  # perhaps an earlier marker's reply: read on while lines come
                     deadline = time.monotonic() + RESYNC_WAIT_S
                 else:
                     self.report_fault(fault.STALE, f"discarded late reply {line!r}")

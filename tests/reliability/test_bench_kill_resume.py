@@ -69,6 +69,8 @@ def test_ten_kills_and_resumes_end_where_the_uninterrupted_run_ends(tmp_path):
         _finish(proc)
         assert all(vb.is_safe().values()), vb.is_safe()
     steps, final, status = _final(run)
+    print(f"\n{kills} SIGKILLs and resumes; {len(steps)} steps recorded, {len(whole_steps)} in the uninterrupted run; "
+          f"largest relative difference of the final resistances {np.max(np.abs(final - whole) / whole):.3g}")
     assert kills >= 5, kills  # the run was long enough to be killed often
     assert status == "done"
     assert np.array_equal(steps, whole_steps)  # each step recorded once, none lost

@@ -88,6 +88,8 @@ def test_a_run_with_one_percent_faults_ends_as_the_fault_free_run_and_records_ea
     assert status == "done" and safe
     assert np.array_equal(final, clean)  # the same codes, every step: no update from a lost reply
     total = sum(sum(kinds.values()) for kinds in injected.values())
+    print(f"\nseed {seed}: {total} faults injected {injected}; recorded by the run "
+          f"{dict(sorted(recorded.items()))}; final status {status}, resistances equal to the fault-free run")
     assert total >= 5, injected  # the scenario really injected faults
     for name in names:
         got, want = injected.get(name, {}), Counter({kind: n for (who, kind), n in recorded.items() if who == name})
