@@ -45,7 +45,15 @@ NETWORK = network_section(
         "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
-        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs) or edge names"),
+        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs, and the port edges "
+                         "tunable_ports adds) or edge names"),
+        "tunable_ports": Field("str", "none", "port edges whose resistors are tunable too: 'none' (fixed source "
+                               "and load resistors), 'outputs' (the paper's setting: the outputs are ordinary mesh "
+                               "resistors, read across and trained like the others) or 'all' (inputs too)",
+                               choices=("none", "outputs", "all")),
+        "output_spread": Field("float", None, "log-normal spread of the output edges' initial resistances around "
+                               "initial_ohms (0: all equal to it), tunable or fixed", minimum=0.0,
+                               default_doc="tunable outputs: initial_spread; fixed ones: the builder's value"),
         "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
     },
     defaults={"ohms": (None, "initial_ohms")},
