@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwlearn.builders import PLACEMENTS
 from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
@@ -42,6 +43,10 @@ NETWORK = network_section(
         "input_edges": Field(EDGE_LIST, "auto", "input edges: names, a count placed by the builder, "
                              "or 'auto' (as many as the task has inputs; a file's own roles)"),
         "output_edges": Field(EDGE_LIST, "auto", "output edges, in target order; as input_edges"),
+        "placement": Field("str", "sides", "lattice: where counted input and output edges go: 'sides' (inputs "
+                           "on the left boundary, outputs on the right) or 'interior' (the paper's setting: inputs "
+                           "spread around the boundary, outputs across interior edges of the middle column)",
+                           choices=PLACEMENTS),
         "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
@@ -207,6 +212,9 @@ def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | No
             raise ConfigError(f"{source}: network.{key} = {value!r}: must be 'auto', a count or a list of edge names")
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"{source}: network.{key} = {value!r}: a count must be >= 1")
+    if net["placement"] != "sides" and net["builder"] != "lattice":
+        raise ConfigError(f"{source}: network.placement = {net['placement']!r}: places a lattice's ports; the "
+                          f"{net['builder']} builder places its own (name the edges in input_edges / output_edges)")
     for key in ("tunable", "readable"):
         if isinstance(net[key], str) and net[key] != "all":
             raise ConfigError(f"{source}: network.{key} = {net[key]!r}: must be 'all' or a list of edge names")
