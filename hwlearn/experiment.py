@@ -178,7 +178,7 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
     init_rng = np.random.default_rng(seeds["init"])
     spread = net_cfg["initial_spread"]
     initial[tunable_idx] = net_cfg["initial_ohms"] * np.exp(spread * init_rng.standard_normal(tunable_idx.size))
-    if net_cfg["output_spread"] is not None:
+    if net_cfg.get("output_spread") is not None:
         if network is not None and not tunable[outputs].all():
             raise ConfigError(f"{source}: network.output_spread = {net_cfg['output_spread']!r}: the bench's fixed "
                               "output edges hold what the board holds; give output_spread only for a simulated "

@@ -212,6 +212,8 @@ def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | No
             raise ConfigError(f"{source}: network.{key} = {value!r}: must be 'auto', a count or a list of edge names")
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"{source}: network.{key} = {value!r}: a count must be >= 1")
+    if net.get("output_spread", 0.0) is None:  # the default: the resolved file leaves it out (TOML has no null)
+        del net["output_spread"]
     if net["placement"] != "sides" and net["builder"] != "lattice":
         raise ConfigError(f"{source}: network.placement = {net['placement']!r}: places a lattice's ports; the "
                           f"{net['builder']} builder places its own (name the edges in input_edges / output_edges)")

@@ -13,9 +13,11 @@ import numpy as np
 
 from hwlearn.app.reproduce.figures import COLORS
 from hwlearn.app.reproduce.paper.setting import CONDITION_LABELS, LR_GRID, PAPER, RULES_COMPARED
+from hwlearn.app.reproduce.paper.studies import AT_OMEGA_RATE
 from hwlearn.rules import RULES
 
-LABELS = {name: RULES[name].label for name in RULES_COMPARED}
+LABELS = {**{name: RULES[name].label for name in RULES_COMPARED}, AT_OMEGA_RATE: "two-phase EP at Omega's rate"}
+COLORS = {**COLORS, AT_OMEGA_RATE: "C1"}
 MEMBER_STYLE = {"gep(order=1)": ("C1", "o", "-"), "gep(order=1,centered)": ("C2", "s", "--"),
                 "gep(order=2)": ("C3", "^", "-"), "gep(order=2,centered)": ("C4", "v", "--")}
 
@@ -69,7 +71,7 @@ def conditions(trainings: dict, path: Path) -> Path:
     results = trainings["results"]["teacher"]
     names = list(results)
     x = np.arange(len(names))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
     width = 0.8 / len(RULES_COMPARED)
     for i, rule in enumerate(RULES_COMPARED):
         offset = (i - (len(RULES_COMPARED) - 1) / 2) * width
@@ -82,12 +84,16 @@ def conditions(trainings: dict, path: Path) -> Path:
         cos = [results[c][rule]["mean_cosine"] for c in names]
         axes[2].errorbar(x + offset, [v["mean"] for v in cos], yerr=[v["sem"] for v in cos], fmt="o",
                          color=COLORS[rule], capsize=3)
+        moved = [results[c][rule]["log10_output_ohms_change"] for c in names]
+        axes[3].errorbar(x + offset, [v["mean"] for v in moved], yerr=[v["sem"] for v in moved], fmt="o",
+                         color=COLORS[rule], capsize=3)
     labels = [CONDITION_LABELS[c] for c in names]
     axes[0].axhline(0, color="0.6", lw=0.8)
     axes[0].set(ylabel="log10(final / initial train loss)", title="teacher: where training ends")
     axes[1].set(ylabel="share of seeds ending above their initial loss", ylim=(0, 1.05), title="divergence")
     axes[2].set(ylabel="mean cosine with the exact gradient", ylim=(-1.05, 1.05), title="agreement")
     axes[2].axhline(0, color="0.6", lw=0.8)
+    axes[3].set(ylabel="mean |log10(final / initial)| of the output resistances", title="where the outputs went")
     for ax in axes:
         ax.set_xticks(x, labels, rotation=15, fontsize=8)
     axes[0].legend(fontsize=7)
@@ -124,16 +130,17 @@ def sweeps(noise: dict, nudges: dict, partial: dict, path: Path) -> Path:
     panels = [(0, noise, PAPER, False), (1, nudges, PAPER, True)]
     panels += [(2, by_rule, condition, False) for condition, by_rule in partial.items()]
     for column, results, condition, log_x in panels:
-        dashed = condition != PAPER
         for rule, by_value in results.items():
             values = np.array([float(v) for v in by_value])
             stats = [v["log10_final_over_initial"] for v in by_value.values()]
-            label = LABELS[rule] + (f" ({CONDITION_LABELS[condition]})" if dashed else "")
-            axes[0][column].errorbar(values, [s["mean"] for s in stats], yerr=[s["sem"] for s in stats], marker="o",
-                                     capsize=3, color=COLORS[rule], ls="--" if dashed else "-",
-                                     mfc="none" if dashed else None, label=label)
-            axes[1][column].plot(values, [v["divergence"]["rate"] for v in by_value.values()], "o",
-                                 ls="--" if dashed else "-", mfc="none" if dashed else None, color=COLORS[rule])
+            other = condition != PAPER
+            style = {"ls": "--" if other else (":" if rule == AT_OMEGA_RATE else "-"),
+                     "marker": "x" if rule == AT_OMEGA_RATE else "o", "mfc": "none" if other else None,
+                     "color": COLORS[rule]}
+            label = LABELS[rule] + (f" ({CONDITION_LABELS[condition]})" if other else "")
+            axes[0][column].errorbar(values, [s["mean"] for s in stats], yerr=[s["sem"] for s in stats], capsize=3,
+                                     label=label, **style)
+            axes[1][column].plot(values, [v["divergence"]["rate"] for v in by_value.values()], **style)
             if log_x:
                 axes[0][column].set_xscale("log")
                 axes[1][column].set_xscale("log")
@@ -171,7 +178,7 @@ def gep_orders(result: dict, path: Path) -> Path:
     b = np.array([r["beta"] for r in one_sided])
     ax_own.loglog(b, one_sided[-1]["error_own"] * b / b[-1], ":", color="0.4", lw=1,
                   label="slope 1 (predicted, one-sided)")
-    ax_own.axhspan(floor, 1e-11, color="0.9", label="rounding (centred: exact in a linear network)")
+    ax_own.axhspan(floor, 1e-10, color="0.9", label="rounding (centred: exact in a linear network)")
     ax_own.set(xlabel="beta", ylabel="|estimate - grad l_k| / |grad l_k|",
                title="each member against its own objective")
     ax_own.legend(fontsize=7, loc="upper left")

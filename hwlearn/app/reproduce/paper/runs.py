@@ -52,7 +52,11 @@ def trajectory(doc: dict, seed: int, *, stop: threading.Event | None = None) -> 
     recorder = _Recorder()
     trainer = Trainer(substrate, experiment.task, experiment.rule, settings_from(config), experiment.rngs,
                       engine=RunEngine(None, [recorder], stop_event=stop))
-    if trainer.run().status != "done":
+    # The largest tuning rates overflow r exp(-lr r g) on their way to the resistance bounds, where
+    # the step is clipped (hwlearn.training.updates): expected there, not worth a warning per step.
+    with np.errstate(over="ignore"):
+        status = trainer.run().status
+    if status != "done":
         raise HwlearnError(f"reproduction run {doc['name']} seed {seed} was stopped before its end")
     epochs = config["training"]["epochs"]
     result = {key: np.array([row[key] for row in recorder.epochs])

@@ -39,10 +39,23 @@ CONDITION_LABELS = {"fixed_equal": "equal, fixed", "fixed_spread": "spread, fixe
 
 # Learning rates on the Omega (W) scale; rules estimating in A^2 take them times the nominal
 # resistance (their estimates carry an output conductance, docs/theory.md). The grid of the tuning
-# study, and the values it chose in the full profile (docs/reproduction/paper/results.json), which
-# the quick profile uses without tuning.
+# study, and the values it chose in the full profile (docs/reproduction/paper/results.json, checked
+# by tests/test_reproduce_paper.py), which the quick profile uses without tuning.
 LR_GRID = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
-CHOSEN_LR: dict[tuple[str, str, str], float] = {}
+CHOSEN_LR: dict[tuple[str, str, str], float] = {
+    ("teacher", "fixed_equal", "omega"): 3000, ("teacher", "fixed_equal", "ep"): 3000,
+    ("teacher", "fixed_equal", "ep_symmetric"): 3000, ("teacher", "fixed_equal", "coupled"): 3000,
+    ("teacher", "fixed_spread", "omega"): 3000, ("teacher", "fixed_spread", "ep"): 3000,
+    ("teacher", "fixed_spread", "ep_symmetric"): 3000, ("teacher", "fixed_spread", "coupled"): 1000,
+    ("teacher", "trained_equal", "omega"): 1000, ("teacher", "trained_equal", "ep"): 10,
+    ("teacher", "trained_equal", "ep_symmetric"): 10, ("teacher", "trained_equal", "coupled"): 1000,
+    ("teacher", "trained_spread", "omega"): 3000, ("teacher", "trained_spread", "ep"): 3,
+    ("teacher", "trained_spread", "ep_symmetric"): 3, ("teacher", "trained_spread", "coupled"): 1000,
+    ("iris", "fixed_equal", "omega"): 300, ("iris", "fixed_equal", "ep"): 300,
+    ("iris", "fixed_equal", "ep_symmetric"): 300, ("iris", "fixed_equal", "coupled"): 300,
+    ("iris", "trained_spread", "omega"): 300, ("iris", "trained_spread", "ep"): 100,
+    ("iris", "trained_spread", "ep_symmetric"): 100, ("iris", "trained_spread", "coupled"): 100,
+}
 
 
 def lr_scale(rule: str) -> float:
@@ -89,7 +102,7 @@ FULL = PaperProfile("paper", seeds=20, epochs=100, tune=True, tuning_seeds=5, co
                     bias_betas=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0), bias_sigmas=(0.0, 0.02, 0.05),
                     gep_betas=tuple(10.0 ** k for k in (-4, -3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0)),
                     iris_choices=True)
-QUICK = PaperProfile("paper-quick", seeds=3, epochs=30, tune=False, tuning_seeds=0, conditions=tuple(CONDITIONS),
-                     train_sigmas=(0.0, 0.05), train_betas=(0.01, 0.3), frozen=(0.0, 0.5, 0.8), bias_draws=1000,
+QUICK = PaperProfile("paper-quick", seeds=3, epochs=20, tune=False, tuning_seeds=0, conditions=tuple(CONDITIONS),
+                     train_sigmas=(0.0, 0.05), train_betas=(0.01, 0.3), frozen=(0.0, 0.8), bias_draws=1000,
                      bias_betas=(0.01, 0.1, 1.0), bias_sigmas=(0.0, 0.05), gep_betas=(1e-3, 1e-2, 1e-1, 1.0),
                      iris_choices=False)

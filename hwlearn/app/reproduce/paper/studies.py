@@ -119,40 +119,56 @@ def trainings(profile: PaperProfile, rates: dict, pool: TrainingPool, progress) 
             for rule in RULES_COMPARED if rule != "omega"}
         if task == "iris":
             ceilings[condition] = summary([r["ceiling"]["test_accuracy"] for r in by_rule["omega"]])
+            accuracy = [r["test_accuracy"][-1] for r in by_rule["omega"]]
+            comparisons[task][condition].update({
+                f"{rule}_test_accuracy": paired([r["test_accuracy"][-1] for r in by_rule[rule]], accuracy)
+                for rule in RULES_COMPARED if rule != "omega"})
         progress(f"{task} {condition}: " + ", ".join(
             f"{rule} log10 loss ratio {results[task][condition][rule]['log10_final_over_initial']['mean']:+.2f}, "
             f"diverged {results[task][condition][rule]['divergence']['count']}" for rule in RULES_COMPARED))
     return {"results": results, "paired_vs_omega": comparisons, "iris_ceiling": ceilings, "curves": curves}
 
 
-def _sweep(profile: PaperProfile, rates: dict, pool: TrainingPool, rules, values, make_doc,
-           condition: str = PAPER) -> dict:
-    """Teacher: each rule at its rate (chosen in ``condition``) for each value; summaries by rule and value."""
+# Two-phase EP also at Omega-learning's rate (times the nominal resistance): where its own best
+# rate barely moves it, this shows what its estimate does at the rate the gradient allows.
+AT_OMEGA_RATE = "ep_at_omega_rate"
+
+
+def _series(rules) -> dict[str, tuple[str, str]]:
+    """{key: (rule trained, rule whose chosen rate it takes)}: each rule at its own rate, and
+    two-phase EP at Omega's."""
+    return {**{rule: (rule, rule) for rule in rules}, AT_OMEGA_RATE: ("ep", "omega")}
+
+
+def _sweep(profile: PaperProfile, rates: dict, pool: TrainingPool, series: dict[str, tuple[str, str]], values,
+           make_doc, condition: str = PAPER) -> dict:
+    """Teacher: each series (a rule at the rate chosen in ``condition`` for a rule) for each value;
+    summaries by series and value."""
     jobs, keys = [], []
-    for rule in rules:
-        lr = _lr(rates, "teacher", condition, rule)
+    for key, (rule, rate_of) in series.items():
+        lr = _lr(rates, "teacher", condition, rate_of)
         for value in values:
             for s in range(profile.seeds):
                 jobs.append((make_doc(rule, lr, value), s))
-                keys.append((rule, value))
+                keys.append((key, value))
     runs = _run(pool, jobs)
     out = {}
-    for rule in rules:
-        out[rule] = {}
+    for key in series:
+        out[key] = {}
         for value in values:
-            chosen = [r for k, r in zip(keys, runs) if k == (rule, value)]
-            out[rule][str(value)] = _describe(chosen)
+            chosen = [r for k, r in zip(keys, runs) if k == (key, value)]
+            out[key][str(value)] = _describe(chosen)
     return out
 
 
 def noisy_targets(profile: PaperProfile, rates: dict, pool: TrainingPool, progress) -> dict:
     """Training with zero-mean target noise sigma (volts; the teacher's targets are some 0.03 -
     0.1 V RMS), scored on clean targets."""
-    out = _sweep(profile, rates, pool, RULES_COMPARED, profile.train_sigmas,
+    out = _sweep(profile, rates, pool, _series(RULES_COMPARED), profile.train_sigmas,
                  lambda rule, lr, sigma: experiment("teacher", rule, lr, profile.epochs, task={"noise_sigma": sigma}))
     progress("noisy targets: " + ", ".join(
         f"{rule} {out[rule][str(profile.train_sigmas[-1])]['log10_final_over_initial']['mean']:+.2f}"
-        for rule in RULES_COMPARED) + f" at sigma {profile.train_sigmas[-1]} V")
+        for rule in out) + f" at sigma {profile.train_sigmas[-1]} V")
     return out
 
 
@@ -162,7 +178,7 @@ NUDGED = {"ep": "beta", "ep_symmetric": "beta", "coupled": "eta"}
 def nudge_strength(profile: PaperProfile, rates: dict, pool: TrainingPool, progress) -> dict:
     """Training two-phase (one-sided and symmetric) and Coupled Learning at each nudge, the rate
     chosen at the default nudge."""
-    out = _sweep(profile, rates, pool, tuple(NUDGED), profile.train_betas,
+    out = _sweep(profile, rates, pool, _series(NUDGED), profile.train_betas,
                  lambda rule, lr, beta: experiment("teacher", rule, lr, profile.epochs,
                                                    rule_params={NUDGED[rule]: min(beta, 1.0)}))
     progress("nudge strength: done")
@@ -179,10 +195,10 @@ def partial_updates(profile: PaperProfile, rates: dict, pool: TrainingPool, prog
             mask = {"kind": "random", "frozen_fraction": fraction} if fraction else {"kind": "all"}
             return experiment("teacher", rule, lr, profile.epochs, condition, mask=mask)
         return make
-    out = {PAPER: _sweep(profile, rates, pool, RULES_COMPARED, profile.frozen, doc(PAPER))}
+    out = {PAPER: _sweep(profile, rates, pool, _series(RULES_COMPARED), profile.frozen, doc(PAPER))}
     if "fixed_spread" in profile.conditions:
-        out["fixed_spread"] = _sweep(profile, rates, pool, ("omega", "ep"), profile.frozen, doc("fixed_spread"),
-                                     condition="fixed_spread")
+        out["fixed_spread"] = _sweep(profile, rates, pool, {"omega": ("omega", "omega"), "ep": ("ep", "ep")},
+                                     profile.frozen, doc("fixed_spread"), condition="fixed_spread")
     for condition, by_rule in out.items():
         progress(f"partial updates {condition}: " + ", ".join(
             f"{rule} {by_rule[rule][str(profile.frozen[-1])]['log10_final_over_initial']['mean']:+.2f}"
