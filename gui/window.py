@@ -56,17 +56,22 @@ def _read_step(run_dir: str, step: int) -> ArrayFrame:
         return ArrayFrame(step, read_arrays(reader, step), live=False)
 
 
-def run_details(config: dict, rig: dict) -> str:
-    """What a followed run trains, from its records: rule, task, network, rig."""
+def run_details(config: dict, rig: dict, plan: dict | None = None) -> str:
+    """What a followed run trains, from its records: rule, task, network, rig, and how a step
+    is measured (the start document's plan: 'probe' or 'per-sample', and why)."""
     rule = config.get("rule", {})
     params = ", ".join(f"{k} {v:g}" for k, v in rule.items() if k != "name" and isinstance(v, (int, float)))
     net = config.get("network", {})
     shape = {"lattice": f"lattice {net.get('rows')}x{net.get('cols')}", "crossbar": "crossbar",
              "random": f"random graph ({net.get('nodes')} nodes, {net.get('edges')} edges)"}.get(net.get("builder"),
                                                                                             net.get("builder", "?"))
-    return (f"rule      {rule.get('name', '?')}{f' ({params})' if params else ''}\n"
+    measurement = (plan or {}).get("measurement")
+    text = (f"rule      {rule.get('name', '?')}{f' ({params})' if params else ''}\n"
             f"task      {config.get('task', {}).get('name', '?')}\n"
             f"network   {shape}; {rig.get('description', rig.get('kind', ''))}")
+    if measurement:
+        text += f"\nplan      {measurement.get('plan', '?')}: {measurement.get('why', '')}"
+    return text
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -398,7 +403,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c.eta.setText(clock(state.eta()) if not state.ended else "–")
         c.writer.setText(state.writer or "–")
         if not state.live and self.prepared is None and state.config and not c.details.text():
-            c.details.setText(run_details(state.config, state.rig))
+            c.details.setText(run_details(state.config, state.rig, state.plan))
 
     def _update_controls(self) -> None:
         c = self.controls

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hwlearn.crossbar.layout import crossbar_line_name
 from hwlearn.errors import NetworkError
 from hwlearn.network import Network
 
@@ -114,34 +115,90 @@ def lattice(rows: int, cols: int, *, resistance=1000.0, inputs=None, outputs=Non
 
 
 def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohms=10_000.0,
-             source_ohms: float = 100.0, load_ohms: float = 1000.0) -> Network:
+             source_ohms: float = 100.0, load_ohms: float = 1000.0, wire_ohms: float = 0.0,
+             selector_ohms: float = 0.0) -> Network:
     """Input lines ``in{i}`` x output lines ``out{j}``, optionally through hidden layers of lines.
 
     Edges: ``Rin{i}`` (source resistance, ground -> in_i; the input edges carry the series
     sources), crosspoints ``Rx{l}_{i}_{j}`` from line i of layer l to line j of layer l+1
     (tunable, readable), ``Rout{j}`` (load, out_j -> ground; the outputs).
+
+    wire_ohms     : resistance of each line segment between neighbouring crosspoints (and from a
+                    line's terminal to its first crosspoint). 0: ideal lines, one node per line.
+                    Otherwise a line is its terminal node (``in0``, where sources, loads and
+                    voltmeters attach) and one tap node per crosspoint (``in0.3``), joined by
+                    segments ``W{line}.{k}``. An input line runs from its terminal past its
+                    crosspoints in column order, an output line from its terminal (beside the
+                    last row) up the rows, a hidden line first past the crosspoints of the layer
+                    before it (from the last row up), then those of the layer after.
+    selector_ohms : a selector in series with every crosspoint device (1T1R with its gate on: an
+                    ohmic on-resistance), ``S{l}_{i}_{j}`` from the a-side tap to the cell's middle
+                    node ``m{l}_{i}_{j}``; 0: none.
+    Wire and selector edges are fixed (neither tunable nor readable). With both 0 the network is
+    the plain crossbar, edge for edge. docs/crossbar.md has the picture.
     """
     layers = [inputs, *hidden, outputs]
     if any(int(n) < 1 for n in layers):
         raise NetworkError(f"crossbar: every layer needs at least one line, got {layers}")
-    prefixes = ["in"] + [f"h{layer}_" for layer in range(1, len(layers) - 1)] + ["out"]
-    nodes = ["0"]
-    first = []
-    for prefix, count in zip(prefixes, layers):
-        first.append(len(nodes))
-        nodes += [f"{prefix}{i}" for i in range(count)]
-    edges: list[tuple[int, int, str]] = [(first[0] + i, 0, f"Rin{i}") for i in range(inputs)]
-    for k in range(len(layers) - 1):
-        edges += [(first[k] + i, first[k + 1] + j, f"Rx{k}_{i}_{j}")
-                  for i in range(layers[k]) for j in range(layers[k + 1])]
-    edges += [(first[-1] + j, 0, f"Rout{j}") for j in range(outputs)]
-    n_cross = len(edges) - inputs - outputs
+    for what, value in (("wire_ohms", wire_ohms), ("selector_ohms", selector_ohms)):
+        if not (np.isfinite(value) and value >= 0):
+            raise NetworkError(f"crossbar: {what} = {value!r}: must be a finite number >= 0")
+    last = len(layers) - 1
+    lines = [[crossbar_line_name(layer, i, last) for i in range(count)] for layer, count in enumerate(layers)]
+    nodes = ["0"] + [name for layer in lines for name in layer]
+    index = {name: k for k, name in enumerate(nodes)}
+    crosspoints = [(k, i, j) for k in range(last) for i in range(layers[k]) for j in range(layers[k + 1])]
+
+    # Where each crosspoint meets its two lines: the line's own node, or a tap node along it.
+    taps: dict[tuple[str, tuple[int, int, int]], int] = {}
+    wires: list[tuple[int, int, str]] = []
+    if wire_ohms > 0:
+        for layer, names in enumerate(lines):
+            for k_line, line in enumerate(names):
+                along = []
+                if layer > 0:   # as the column of the layer before: from the last row up
+                    along += [(layer - 1, i, k_line) for i in reversed(range(layers[layer - 1]))]
+                if layer < last:  # as the row of the layer after: in column order
+                    along += [(layer, k_line, j) for j in range(layers[layer + 1])]
+                previous = index[line]
+                for position, point in enumerate(along):
+                    node = f"{line}.{position}"
+                    index[node] = len(nodes)
+                    nodes.append(node)
+                    wires.append((previous, index[node], f"W{line}.{position}"))
+                    taps[(line, point)] = index[node]
+                    previous = index[node]
+
+    def meets(line: str, point) -> int:
+        return taps.get((line, point), index[line])
+
+    selectors: list[tuple[int, int, str]] = []
+    edges: list[tuple[int, int, str]] = [(index[lines[0][i]], 0, f"Rin{i}") for i in range(inputs)]
+    for point in crosspoints:
+        k, i, j = point
+        a, b = meets(lines[k][i], point), meets(lines[k + 1][j], point)
+        if selector_ohms > 0:
+            middle = f"m{k}_{i}_{j}"
+            index[middle] = len(nodes)
+            nodes.append(middle)
+            selectors.append((a, index[middle], f"S{k}_{i}_{j}"))
+            a = index[middle]
+        edges.append((a, b, f"Rx{k}_{i}_{j}"))
+    edges += [(index[lines[-1][j]], 0, f"Rout{j}") for j in range(outputs)]
+    edges += wires + selectors
+    n_cross = len(crosspoints)
     ohms = np.r_[np.full(inputs, float(source_ohms)), _resistances(cross_ohms, n_cross, "crossbar"),
-                 np.full(outputs, float(load_ohms))]
+                 np.full(outputs, float(load_ohms)), np.full(len(wires), float(wire_ohms)),
+                 np.full(len(selectors), float(selector_ohms))]
     a, b, names = zip(*edges)
+    extras = (f", wires {wire_ohms:g} ohm" if wires else "") + (f", selectors {selector_ohms:g} ohm"
+                                                                   if selectors else "")
     net = Network(nodes, a, b, ohms, ground=0, edge_names=names,
-                  title=f"crossbar {'x'.join(map(str, layers))}")
-    return with_default_roles(net, [f"Rin{i}" for i in range(inputs)], [f"Rout{j}" for j in range(outputs)])
+                  title=f"crossbar {'x'.join(map(str, layers))}{extras}")
+    cells = np.zeros(net.n_edges, dtype=bool)
+    cells[inputs:inputs + n_cross] = True
+    return net.with_roles(input=[f"Rin{i}" for i in range(inputs)], output=[f"Rout{j}" for j in range(outputs)],
+                          tunable=cells, readable=cells)
 
 
 def random_graph(n_nodes: int, n_edges: int, *, seed: int, ohms_range=(100.0, 10_000.0),

@@ -42,6 +42,7 @@ from hwlearn.documents import Document, Heartbeat, RunEvent, RunStart, RunStop, 
 from hwlearn.errors import HwlearnError
 from hwlearn.plans import Msg, Plan
 from hwlearn.rig import Rig
+from hwlearn.supervision import Policy, ReadingRefused, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,11 @@ class EngineStopped(HwlearnError):
 
 class RunEngine:
     def __init__(self, rig: Rig | None = None, subscribers: Sequence[Subscriber] = (),
-                 stop_event: threading.Event | None = None):
+                 stop_event: threading.Event | None = None, supervisor: Supervisor | None = None):
         """rig: what plans run on (None for the simulated fast path, which has no plans).
         stop_event: an event another party sets to ask for a clean stop (an executor whose client
-        went away); seen at the next boundary, as stop()."""
+        went away); seen at the next boundary, as stop(). supervisor: what suspends the run and
+        refuses readings (hwlearn.supervision); none by default."""
         self.rig = rig
         self.state = "idle"
         self.detail = ""
@@ -75,6 +77,10 @@ class RunEngine:
         self._announced = ""  # the last stop or abort request recorded as a status
         self._stop_event = stop_event
         self._pause_reason = ""
+        # True while the run's thread waits on an instrument: only then may a second Ctrl-C
+        # interrupt it (hwlearn.signals); an interrupt elsewhere could cut a record in half.
+        self.in_rig_call = False
+        self.supervisor = supervisor or Supervisor(Policy())
         self._cond = threading.Condition()
         self._estop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,6 +170,7 @@ class RunEngine:
         stop is requested and ``where`` is 'step' (stops only end whole steps)."""
         if self._stop_event is not None and self._stop_event.is_set():
             self.stop()
+        self._hold_while_suspended()
         with self._cond:
             if self.state == "paused":
                 self._hold_paused()
@@ -204,6 +211,77 @@ class RunEngine:
             finally:
                 self._cond.acquire()
 
+    # ================================================================ supervision
+    def _on_fault(self, kind: str, instrument: str, detail: str) -> None:
+        """A rig's link fault (any thread): counted, and recorded as an event."""
+        self.supervisor.fault()
+        try:
+            self.event("fault", f"{instrument}: {kind}: {detail}", level="warning",
+                       data={"kind": kind, "instrument": instrument, "detail": detail},
+                       step=self.position.get("step"))
+        except Exception:  # the fault is counted; a failed record must not break the link's recovery
+            log.exception("recording a fault of %s", instrument)
+
+    def _hold_while_suspended(self) -> None:
+        """While the supervisor finds a reason, hold the run with the rig idle; when the reasons
+        clear, go on or abort as the policy says; abort after max_suspended_s."""
+        if self.rig is None:
+            return
+        reasons = self.supervisor.reasons(self.rig.holds())
+        if not reasons or self.state in FINAL_STATES:
+            return
+        policy = self.supervisor.policy
+        said = "; ".join(reasons)
+        self.event("suspended", said, level="warning")
+        try:
+            self.rig.idle()
+        except Exception as exc:  # an unreachable instrument is often the reason itself
+            log.warning("idling the rig while suspended: %s", exc)
+        self.publish(StatusChange("paused", f"suspended: {said}"))
+        started = time.monotonic()
+        while True:
+            with self._cond:
+                self._cond.wait(policy.poll_s)
+                if self.state in ("aborting", "stopping"):
+                    return  # the operator decided; the boundary honours it
+            reasons = self.supervisor.reasons(self.rig.holds())
+            if not reasons:
+                if policy.on_clear == "abort":
+                    self.event("suspended", "the conditions cleared; supervision.on_clear = 'abort'", level="error")
+                    self.abort()
+                else:
+                    self.event("resumed", f"the conditions cleared after {time.monotonic() - started:.1f} s")
+                    self.publish(StatusChange(self.state, "resumed: the conditions cleared"))
+                return
+            if time.monotonic() - started > policy.max_suspended_s:
+                self.event("suspended", f"still suspended after supervision.max_suspended_s = "
+                           f"{policy.max_suspended_s:g} s: {'; '.join(reasons)}", level="error")
+                self.abort()
+                return
+
+    def _measure(self, edges):
+        """One measurement; a refused reading (compliance, out of band) is counted and taken
+        again, up to the policy's reading_retries, after any suspension it causes."""
+        policy = self.supervisor.policy
+        for attempt in range(policy.reading_retries + 1):
+            try:
+                volts = np.asarray(self._on_rig(self.rig.measure, edges), dtype=float)
+                worst = self.supervisor.out_of_band(volts)
+                if worst is not None:
+                    raise ReadingRefused(f"measure: a reading of {worst:g} V lies beyond supervision."
+                                         f"reading_band_volts = {policy.reading_band_volts:g} V", "out_of_band")
+                return volts
+            except ReadingRefused as exc:
+                self.supervisor.trip()
+                self.event("reading_refused", str(exc), level="warning",
+                           data={"kind": exc.kind, "attempt": attempt + 1}, step=self.position.get("step"))
+                if attempt == policy.reading_retries:
+                    raise
+                self._hold_while_suspended()
+                if self.state == "aborting":
+                    raise EngineStopped("aborted") from exc
+        raise AssertionError("unreachable")
+
     def _where(self) -> str:
         p = self.position
         parts = [f"{key} {p[key]}" for key in ("epoch", "step", "sample") if key in p]
@@ -222,14 +300,22 @@ class RunEngine:
         self.counts[msg.verb] += 1
         self.position["verb"] = msg.verb
         if msg.verb == "set_inputs":
-            return rig.set_inputs(*msg.args)
+            return self._on_rig(rig.set_inputs, *msg.args)
         if msg.verb == "drive_outputs":
-            return rig.drive_outputs(*msg.args)
+            return self._on_rig(rig.drive_outputs, *msg.args)
         if msg.verb == "measure":
-            return np.asarray(rig.measure(*msg.args), dtype=float)
+            return self._measure(*msg.args)
         if msg.verb == "program":
-            return np.asarray(rig.program(*msg.args), dtype=float)
+            return np.asarray(self._on_rig(rig.program, *msg.args), dtype=float)
         raise HwlearnError(f"plan yielded unknown message verb '{msg.verb}'")
+
+    def _on_rig(self, call, *args):
+        """A rig call, marked as a wait on the instruments (what a second Ctrl-C may cut)."""
+        self.in_rig_call = True
+        try:
+            return call(*args)
+        finally:
+            self.in_rig_call = False
 
     def run_plan(self, plan: Plan):
         """Execute one plan (one sample, or an update) to its end and return its value.
@@ -279,6 +365,8 @@ class RunEngine:
                 self.state = "running"
         status, detail, error = "failed", "", None
         result = None
+        if self.rig is not None:
+            self.rig.on_fault = self._on_fault
         try:
             if start is not None:
                 self.publish(start)
@@ -317,6 +405,9 @@ class RunEngine:
                 log.exception("the end of the run could not be recorded")
                 if error is None:
                     raise
+            finally:
+                if self.rig is not None:
+                    self.rig.on_fault = None  # the run is over: later faults are not its events
         if error is not None:
             raise error
         return result

@@ -17,6 +17,7 @@ from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.network import Network
 from hwlearn.ports import Ports
 from hwlearn.rules import Rule, RuleParameterError, rule_from_config
+from hwlearn.rules.probe import probe_refusal
 from hwlearn.tasks import IrisTask, Task, TeacherTask
 
 
@@ -45,37 +46,11 @@ def _edge_spec(value, default_count: int):
     return default_count if value == "auto" else value
 
 
-# The largest network a simulated run takes: a 1e6-edge lattice needs about 1 GiB and 1 s per
-# gradient (docs/performance.md); memory grows faster than the edge count past that.
-MAX_EDGES = 4_000_000
-
-
-def _check_size(cfg: dict, d_in: int, d_out: int, source: str) -> None:
-    """Refuse, before minutes of building, a network no machine of ours can solve, saying why."""
-    kind = cfg["builder"]
-    if kind == "lattice":
-        rows, cols = cfg["rows"], cfg["cols"]
-        edges, what = rows * (cols - 1) + cols * (rows - 1), f"network.rows x network.cols = {rows} x {cols}"
-    elif kind == "crossbar":
-        lines = [d_in, *cfg["hidden"], d_out]
-        edges, what = sum(a * b for a, b in zip(lines, lines[1:])), f"network.hidden = {cfg['hidden']}"
-    elif kind == "random":
-        edges, what = cfg["edges"], f"network.edges = {cfg['edges']}"
-    else:
-        return
-    if edges > MAX_EDGES:
-        gib = edges / 1e6 * 1.1
-        raise ConfigError(f"{source}: {what} makes about {edges:,} edges; a simulated run takes at most "
-                          f"{MAX_EDGES:,} (this one would need roughly {gib:.0f} GiB and {edges / 1e6:.0f} s "
-                          "per gradient; docs/performance.md)")
-
-
 def build_network(cfg: dict, d_in: int, d_out: int, source: str, seed: int) -> Network:
     """The experiment's network: the shared builder (hwlearn.config.network) with the keys an
     experiment derives (a crossbar's lines from the task, a random graph's seed from seeds.init)
     and its input and output edges placed as network.input_edges / output_edges say."""
     kind = cfg["builder"]
-    _check_size(cfg, d_in, d_out, source)
     spec = {**cfg, "inputs": d_in, "outputs": d_out, "seed": seed}
     counts = [_edge_spec(cfg[k], d) for k, d in (("input_edges", d_in), ("output_edges", d_out))]
     try:
@@ -159,7 +134,10 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
     if net_cfg["tunable_ports"] == "all":
         tunable_io[inputs] = True
     fixed_io = io & ~tunable_io
-    all_tunable = net.roles["tunable"] & ~fixed_io if network is not None else ~fixed_io
+    # A bench's board and a crossbar say which edges are devices (a crossbar's line segments and
+    # selectors are not); elsewhere 'all' is every edge but the fixed ports.
+    own_roles = network is not None or net_cfg["builder"] == "crossbar"
+    all_tunable = net.roles["tunable"] & ~fixed_io if own_roles else ~fixed_io
     all_readable = net.roles["readable"] | net.roles["output"] if network is not None else np.ones(net.n_edges, bool)
     tunable = all_tunable if net_cfg["tunable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["tunable"], "network.tunable", source))
@@ -215,4 +193,8 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
         task = TeacherTask(ports, teacher, train_samples=task_cfg["train_samples"],
                            test_samples=task_cfg["test_samples"], noise_sigma=task_cfg["noise_sigma"],
                            seed=seeds["teacher"])
-    return Experiment(config, net, ports, task, make_rule(config["rule"], source), learnable, initial, rngs, source)
+    rule = make_rule(config["rule"], source)
+    refusal = probe_refusal(rule) if config.get("plan") == "probe" else None
+    if refusal:
+        raise ConfigError(f"{source}: plan = 'probe': {refusal}; use plan = 'per-sample' or 'auto'")
+    return Experiment(config, net, ports, task, rule, learnable, initial, rngs, source)

@@ -9,6 +9,7 @@ volts; currents in amps; resistances in ohms.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,9 @@ class Rig(abc.ABC):
 
     network: Network
     capabilities: Capabilities
+    # Set by the run engine: called as on_fault(kind, instrument, detail) for every fault of an
+    # instrument link the rig met (a timeout, a garbled reply, a lost link), from any thread.
+    on_fault: Callable[[str, str, str], None] | None = None
 
     @abc.abstractmethod
     def resistances(self) -> np.ndarray:
@@ -99,9 +103,11 @@ class Rig(abc.ABC):
         default is what a bench can know: the resistances it holds."""
         return {"known_ohms": self.resistances()}
 
-    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = True) -> None:
         """Back to a snapshot: the default programs the tunable edges to the snapshot's
-        resistances and verifies what they hold, naming every edge that cannot return."""
+        resistances and verifies what they hold, naming every edge that cannot return. A rig that
+        can tell whether it still holds the snapshot (a bench, by reading its devices back) lists
+        every difference and refuses it unless ``reprogram``."""
         tunable = np.asarray(self.capabilities.tunable, dtype=np.int64)
         target = np.asarray(snapshot["known_ohms"], dtype=float)[tunable]
         achieved = np.asarray(self.program(tunable, target), dtype=float)
@@ -116,12 +122,24 @@ class Rig(abc.ABC):
         resistances, where the rig can know it (a simulation); None on a bench."""
         return None
 
+    def holds(self) -> list[str]:
+        """Conditions under which a run must not go on now (a board whose heartbeat was lost, an
+        instrument that stopped answering), one line each naming the instrument; empty when the
+        rig is fit. Read from what the rig knows, without I/O. The default has none."""
+        return []
+
     def health(self) -> dict[str, dict]:
         """Each instrument's state, for an operator's display: instrument name -> JSON-able
         facts (connection, output state, last reading, compliance, exchange and fault counters).
         Read from what the rig already knows, without I/O. Empty for a rig without instruments
         (the default)."""
         return {}
+
+    def take_records(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """What the rig did since the last call, for the step's record: scalars (wear counters:
+        relay operations, pulses) and arrays of a fixed shape per name (a crossbar's pulse log).
+        Read from what the rig already knows, without I/O; the default has none."""
+        return {}, {}
 
     def describe(self) -> dict:
         """What the run trains on, for its records: kind and a one-line description."""

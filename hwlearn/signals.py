@@ -38,9 +38,10 @@ def control_by_signals(engine):
 
     - the first one asks for a clean stop: the run ends after the current step, checkpointed,
       status 'stopped', and ``--resume`` continues it to the same final state;
-    - the second one aborts at once: KeyboardInterrupt interrupts whatever the main thread is
-      waiting for (an instrument reply), the running plan's clean-up runs, the rig goes safe,
-      and the run is recorded 'aborted' (still resumable from its last checkpoint).
+    - the second one aborts at once: if the run's thread waits on an instrument
+      (``engine.in_rig_call``), KeyboardInterrupt interrupts that wait, else the abort is taken
+      at the next message; the running plan's clean-up runs, the rig goes safe, and the run is
+      recorded 'aborted' (still resumable from its last checkpoint).
     Outside the main thread, signals cannot be caught; the block then changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -53,7 +54,8 @@ def control_by_signals(engine):
             engine.stop()
             return
         engine.abort()
-        raise KeyboardInterrupt
+        if getattr(engine, "in_rig_call", True):
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, steer) for sig in HELD}
     try:

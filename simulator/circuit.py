@@ -22,8 +22,11 @@ class SimulatedCircuit:
     """The network with device models on its tunable edges."""
 
     def __init__(self, network: Network, device: DeviceModel, rng: np.random.Generator,
-                 initial_ohms: np.ndarray | None = None, backend: str = "auto"):
+                 initial_ohms: np.ndarray | None = None, backend: str = "auto", nonlinearity=None):
+        """nonlinearity: a simulator.nonlinear.VoltageDependentEdges (tests of the linearity
+        check), None for the linear circuit every default path uses."""
         self.network = network
+        self.nonlinearity = nonlinearity
         self.device = device
         self.rng = rng
         self.tunable = network.role("tunable")
@@ -67,6 +70,12 @@ class SimulatedCircuit:
         self._store(edges, self.device.program(current, ohms, self.rng, devices=slot))
         return self._known[edges].copy()
 
+    def set_true(self, edges: np.ndarray, ohms: np.ndarray) -> None:
+        """Set the true resistance of ``edges`` directly (a relay that closes, a device whose
+        state changed by a pulse); what the host knows is left as it was."""
+        self._true[np.asarray(edges, dtype=np.int64)] = np.asarray(ohms, dtype=float)
+        self._cache = None
+
     def scale_true(self, edges: np.ndarray, factors: np.ndarray) -> None:
         """Multiply the true resistance of ``edges`` by ``factors`` (a drifting device); what
         the host knows is left as it was."""
@@ -84,7 +93,12 @@ class SimulatedCircuit:
         return self._cache[1]
 
     def solve(self, excitation: Excitation, open_edges: tuple[int, ...] = ()) -> State:
-        return self.factorization(open_edges).solve(excitation)
+        if self.nonlinearity is None:
+            return self.factorization(open_edges).solve(excitation)
+        ohms = self._true.copy()
+        if open_edges:
+            ohms[list(open_edges)] += OPEN_OHMS
+        return self.nonlinearity.solve(self.solver.factorize, excitation, ohms)
 
     def read(self, volts: np.ndarray) -> np.ndarray:
         """Volts as a voltmeter reports them (the device model's read noise)."""

@@ -3,7 +3,9 @@
 Each rule simulates its own estimate (``rule.simulate``): its bench plans executed by the solver
 for a whole batch at once, or, for phase-based rules with no read noise, the whole-batch linear
 path (one factorisation and d_in + d_out solves per update, whatever the batch size). With read
-noise every measurement gets its own noise, as on a bench.
+noise every measurement gets its own noise, as on a bench: sample by sample, or, with
+``plan='probe'``, through the probe plan (hwlearn.rules.probe) at the batch's own levels, as a
+bench without stated limits would probe.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import numpy as np
 
 from hwlearn.network import Network
 from hwlearn.ports import Ports
-from hwlearn.rules import LinearResponse, simulate_phases
+from hwlearn.rules import LinearResponse, execute, simulate_phases
+from hwlearn.rules.probe import probe_modes, probe_plan, probe_refusal
+from hwlearn.rules.probe_design import ReadingAccuracy, design_probes
 from simulator.circuit import SimulatedCircuit
 from simulator.devices import DeviceModel
 
@@ -21,13 +25,24 @@ class FastSimulation:
     """A simulated network with device models on its tunable edges; updates touch ``learnable``."""
 
     def __init__(self, network: Network, ports: Ports, learnable: np.ndarray, device: DeviceModel,
-                 initial_ohms: np.ndarray, rng: np.random.Generator, backend: str = "auto"):
+                 initial_ohms: np.ndarray, rng: np.random.Generator, backend: str = "auto",
+                 plan: str = "per-sample"):
+        """plan: 'per-sample' or 'probe': how a noisy measurement is simulated (without read noise
+        both equal the whole-batch linear path)."""
+        if plan not in ("per-sample", "probe"):
+            raise ValueError(f"plan {plan!r}; allowed: per-sample, probe")
+        self.plan = plan
         self.network = network
         self.ports = ports
         self.learnable = np.asarray(learnable, dtype=np.int64)
         self.device = device
         self.circuit = SimulatedCircuit(network, device, rng, initial_ohms, backend)
         self.description = f"simulated ({self.circuit.solver.backend} solver, {device.name} devices)"
+        self.plan_info = {"plan": plan, "why": "the simulated fast path: " + (
+            "the probe plan's readings carry the read noise" if plan == "probe" else
+            "every sample's phases carry the read noise" if device.read_noise_volts else
+            "noise-free, both plans equal the whole-batch linear path")}
+        self._checks = 0
 
     # The fast path runs no plans: nothing to attach, and no rig for an engine to make safe.
     rig = None
@@ -49,6 +64,18 @@ class FastSimulation:
 
     def gradient(self, rule, x, y):
         circuit = self.circuit
+        if self.plan == "probe" and self.device.read_noise_volts:
+            refusal = probe_refusal(rule)
+            if refusal:
+                raise ValueError(f"plan = 'probe': {refusal}")
+            known = circuit.known_resistances()
+            design = design_probes(None, self.ports, known, probe_modes(rule))
+            self._checks += 1
+            outcome = execute(probe_plan(rule, self.ports, self.learnable, x, y, known, design,
+                                         ReadingAccuracy.exact(self.device.read_noise_volts),
+                                         np.random.default_rng(self._checks)),
+                              circuit.factorization(), self.ports, circuit.read)
+            return outcome.gradient, outcome.outputs
         return rule.simulate(circuit.factorization(), self.ports, self.learnable, x, y,
                              known_ohms=circuit.known_resistances(),
                              measure=circuit.read if self.device.read_noise_volts else None)

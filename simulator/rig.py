@@ -18,9 +18,10 @@ from simulator.devices import DeviceModel
 
 class SimulatedRig(Rig):
     def __init__(self, network: Network, device: DeviceModel, rng: np.random.Generator,
-                 initial_ohms: np.ndarray | None = None, backend: str = "auto"):
+                 initial_ohms: np.ndarray | None = None, backend: str = "auto", nonlinearity=None):
+        """nonlinearity: simulator.nonlinear.VoltageDependentEdges, for tests only."""
         self.network = network
-        self.circuit = SimulatedCircuit(network, device, rng, initial_ohms, backend)
+        self.circuit = SimulatedCircuit(network, device, rng, initial_ohms, backend, nonlinearity)
         self.capabilities = Capabilities(
             output_modes=frozenset(OUTPUT_MODES),
             readable=np.union1d(network.role("readable"), network.outputs),
@@ -88,7 +89,7 @@ class SimulatedRig(Rig):
         """The circuit's whole state, the device model's hidden state included: exact resumes."""
         return self.circuit.state()
 
-    def restore(self, snapshot: dict[str, np.ndarray]) -> None:
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = True) -> None:
         self.circuit.restore(snapshot)
 
     def exact_gradient(self, ports, edges, x, y) -> np.ndarray:

@@ -22,30 +22,42 @@ own generator, the board's port draws ``stuck`` at each write and the voltmeter'
 each scan. ``faults_injected()`` counts them per instrument and kind, ``fault_log.events()``
 lists them.
 
+A board served on socket:// restarts whenever a client connects, as an Arduino does when its USB
+port opens (its bootloader then ignores input for ``boot_s`` = 0.1 s before the boot
+announcement). A pty has no DTR line: a twin's board does not restart, and ``bench_config()``
+says so (``boot_wait_s = 0``), so that opening it does not wait for an announcement that never
+comes.
+
 The config is a hwlearn.config.bench.BenchConfig, used by attribute only (the simulator does not
 import the drivers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 
 from simulator.emulators import (
     BoardFirmware,
     FaultLog,
     FaultPlan,
     FaultRates,
+    Keithley707BEmulator,
     Keithley2400Emulator,
     Keithley2450Emulator,
     Keysight34970AEmulator,
     PtyLineServer,
+    ScpiSwitchEmulator,
     TcpLineServer,
 )
 from simulator.virtual_circuit import VirtualCircuit
+from simulator.virtual_crossbar import VirtualCrossbar
 
 log = logging.getLogger("hwlearn.virtual_bench")
 
 SMU_EMULATORS = {"keithley2400": Keithley2400Emulator, "keithley2450": Keithley2450Emulator}
+BOOT_S = 0.1  # an emulated Arduino's bootloader time after its port opens (a real one: ~1 s)
 
 
 class VirtualBench:
@@ -57,29 +69,44 @@ class VirtualBench:
     watchdog_s       : the emulated board's watchdog timeout.
     drivers          : instrument name -> emulated driver kind, to serve another model than the
                        bench file names (tests of the identity check).
-    faults           : FaultRates to inject (default: the bench file's [virtual.faults]).
+    faults           : FaultRates to inject (default: the bench file's [virtual.faults]), or a
+                       mapping of instrument name to FaultRates (instruments not named: none),
+                       e.g. garbled bytes only on the serial board, where a real link has them.
     fault_seed       : their seed (default: the table's ``seed``, else 0).
     dmm_loading      : model the voltmeter's input resistance on the circuit (default off: the
                        virtual bench is then the simulated rig's exact twin).
+    nonlinearity     : simulator.nonlinear.VoltageDependentEdges: edges that stop being ohmic
+                       when driven hard (tests of the probe plan's linearity check); default none.
+    devices          : a crossbar bench's devices (a simulator.memristor.MemristorArray), instead of
+                       those its [virtual.devices] and calibration describe.
+    A bench file with [crossbar] gets a VirtualCrossbar (simulator/virtual_crossbar.py): its
+    switch matrix emulated too, its crosspoints memristive devices that pulses program.
     """
 
     def __init__(self, config, *, latency_s: float = 0.0, read_noise_volts: float = 0.0,
                  seed: int = 0, twin: bool = False, watchdog_s: float = 2.0,
                  drivers: dict[str, str] | None = None, truth=None,
-                 faults: FaultRates | None = None, fault_seed: int | None = None,
-                 dmm_loading: bool = False):
+                 faults: FaultRates | Mapping[str, FaultRates] | None = None, fault_seed: int | None = None,
+                 dmm_loading: bool = False, nonlinearity=None, devices=None):
         self.config = config
         self.latency_s = float(latency_s)
         self.twin = twin
         self.watchdog_s = watchdog_s
         self.drivers = {name: inst.driver for name, inst in config.instruments.items()}
         self.drivers.update(drivers or {})
-        self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
-                                      truth=truth, dmm_loading=dmm_loading)
+        if getattr(config, "crossbar", None) is not None:
+            self.circuit = VirtualCrossbar(config, read_noise_volts=read_noise_volts, seed=seed, devices=devices)
+        else:
+            self.circuit = VirtualCircuit(config, read_noise_volts=read_noise_volts, seed=seed,
+                                          truth=truth, dmm_loading=dmm_loading, nonlinearity=nonlinearity)
         table = dict(getattr(config, "virtual_faults", None) or {})
         self.fault_seed = int(table.pop("seed", 0) if fault_seed is None else fault_seed)
         table.pop("seed", None)
         self.faults = faults if faults is not None else FaultRates(**table)
+        if isinstance(self.faults, Mapping):
+            unknown = sorted(set(self.faults) - set(config.instruments))
+            if unknown:
+                raise ValueError(f"faults for {', '.join(unknown)}: no such instrument in the bench file")
         self.fault_log = FaultLog()
         self.fault_plans: dict[str, FaultPlan] = {}
         self.emulators: dict[str, object] = {}
@@ -93,8 +120,9 @@ class VirtualBench:
         try:
             for name, inst in self.config.instruments.items():
                 plan = None
-                if self.faults.any:
-                    plan = FaultPlan(self.faults, self.fault_seed, name, self.fault_log,
+                rates = self.rates(name)
+                if rates.any:
+                    plan = FaultPlan(rates, self.fault_seed, name, self.fault_log,
                                      framed=inst.kind == "board")
                     self.fault_plans[name] = plan
                 device = self._emulator(name, inst, plan)
@@ -147,8 +175,16 @@ class VirtualBench:
         return found
 
     def bench_config(self):
-        """The bench file with this virtual bench's resources (equal to it unless twin)."""
-        return self.config.with_resources(self.resources)
+        """The bench file with this virtual bench's resources (equal to it unless twin), and
+        ``boot_wait_s = 0`` for boards on a pty (they do not restart when opened)."""
+        config = self.config.with_resources(self.resources)
+        instruments = dict(config.instruments)
+        for name, server in self.servers.items():
+            inst = instruments[name]
+            if isinstance(server, PtyLineServer) and inst.kind == "board":
+                instruments[name] = dataclasses.replace(
+                    inst, settings={**inst.settings, "boot_wait_s": 0.0})
+        return dataclasses.replace(config, instruments=instruments)
 
     def set_latency(self, latency_s: float) -> None:
         for server in self.servers.values():
@@ -160,10 +196,22 @@ class VirtualBench:
         return self.fault_log.counts()
 
     def is_safe(self) -> dict[str, bool]:
-        """Per instrument: output off at level 0, no relay closed, every code at the safe one."""
+        """Per instrument: output off at level 0, no relay closed (the scanner's and a switch
+        matrix's), every code at the safe one."""
         return {name: device.is_safe() for name, device in self.emulators.items()}
 
     # -- internals ----------------------------------------------------------------------------
+    def inject(self, active: bool) -> None:
+        """Turn fault injection on or off for every instrument (on from start())."""
+        for plan in self.fault_plans.values():
+            plan.active = active
+
+    def rates(self, name: str) -> FaultRates:
+        """The fault rates of instrument ``name``."""
+        if isinstance(self.faults, Mapping):
+            return self.faults.get(name, FaultRates())
+        return self.faults
+
     def _emulator(self, name: str, inst, plan: FaultPlan | None):
         driver = self.drivers[name]
         serial = inst.serial or f"VB{list(self.config.instruments).index(name):04d}"
@@ -171,14 +219,22 @@ class VirtualBench:
             return SMU_EMULATORS[driver](name, self.circuit, serial=serial)
         if driver == "keysight34970a":
             cards = inst["cards"] if inst.kind == "dmm" else {1: "34901A"}
-            backend = _DriftingScans(self.circuit, plan) if plan and self.faults.drift else self.circuit
+            backend = _DriftingScans(self.circuit, plan) if plan and self.rates(name).drift else self.circuit
             return Keysight34970AEmulator(backend, cards=cards, serial=serial)
+        if driver == "keithley707b":
+            return Keithley707BEmulator(self.circuit, cards=inst["slots"], model=inst["model"] or "707B",
+                                        serial=serial)
+        if driver == "scpi_switch":
+            return ScpiSwitchEmulator(self.circuit, cards=inst["slots"], model=inst["model"] or "SWITCH-MATRIX",
+                                      serial=serial)
         if driver == "resistor_board":
             channels = inst["channels"] if inst.kind == "board" else 8
             model = (inst["model"] if inst.kind == "board" else None) or f"RB{channels}-MCP4251"
+            on_socket = not self.twin and inst.kind == "board"
             firmware = BoardFirmware(self.circuit.board(name), channels=channels, model=model,
-                                     serial=serial, watchdog_s=self.watchdog_s)
-            if plan and self.faults.stuck:  # after the power-up, which is no fault's moment
+                                     serial=serial, watchdog_s=self.watchdog_s, auto_reset=on_socket,
+                                     boot_s=BOOT_S if on_socket else 0.0)
+            if plan and self.rates(name).stuck:  # after the power-up, which is no fault's moment
                 firmware.backend = _StickingWrites(firmware.backend, plan)
             return firmware
         raise ValueError(f"{name}: no emulator for driver {driver!r}")

@@ -75,7 +75,7 @@ class VirtualCircuit:
 
     def __init__(self, config, *, read_noise_volts: float = 0.0, seed: int = 0,
                  truth: Mapping[str, Mapping[int, object]] | None = None, backend: str = "auto",
-                 dmm_loading: bool = False, clock=time.monotonic):
+                 dmm_loading: bool = False, clock=time.monotonic, nonlinearity=None):
         self.config = config
         self.network = config.network
         self.lock = threading.RLock()
@@ -90,7 +90,7 @@ class VirtualCircuit:
         bounds = (min(ohms), max(ohms)) if ohms else (1e-3, 1e12)
         device = DeviceModel(r_min=bounds[0], r_max=bounds[1], read_noise_volts=read_noise_volts)
         self.circuit = SimulatedCircuit(self.network, device, np.random.default_rng(seed),
-                                        backend=backend)
+                                        backend=backend, nonlinearity=nonlinearity)
         # Test hooks: a mux channel or a unit that reads this value instead of the physics.
         self.fault_channels: dict[int, float] = {}
         self.fault_sources: dict[str, float] = {}

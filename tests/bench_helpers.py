@@ -46,9 +46,10 @@ def twin_bench(config: BenchConfig | None = None, **virtual):
             bench.close()
 
 
-def bench_file_text(config: BenchConfig, resources: dict[str, str]) -> str:
-    """The example file's text with each instrument's resource replaced."""
-    text = EXAMPLE.read_text()
+def bench_file_text(config: BenchConfig, resources: dict[str, str], example: Path = EXAMPLE) -> str:
+    """The example file's text (another example's with ``example``) with each instrument's
+    resource replaced."""
+    text = example.read_text()
     for name, inst in config.instruments.items():
         text = text.replace(f'"{inst.resource}"', f'"{resources[name]}"')
     return text

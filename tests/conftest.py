@@ -1,11 +1,17 @@
 """Shared by the whole suite: Qt runs offscreen (the GUI tests drive a real window without a
-display), and the GUI tests' window fixture."""
+display), hypothesis' profiles, and the GUI tests' window fixture."""
 
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Property tests: a bounded number of examples in CI; `--hypothesis-profile deep` searches longer.
+settings.register_profile("ci", max_examples=150, deadline=None)
+settings.register_profile("deep", max_examples=3000, deadline=None)
+settings.load_profile("ci")
 
 
 @pytest.fixture

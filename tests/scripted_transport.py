@@ -8,7 +8,10 @@ other byte fails the test with the step number and both lines.
 
 A reply is None (nothing), a line, a list of lines (e.g. a stale reply, then the real one), or
 ``Timeout(late=[...])``: the read times out, and ``late`` lines arrive afterwards (a drain finds
-them). The transport is the real base class, so locking, retries and tracing are the real ones.
+them). A step ``(UNASKED, line)`` is a line the device sends without a request (a boot
+announcement); ``(CLEAR, None)`` is the device clear the transport must do at that point. The
+transport is the real base class, so locking, retries, re-synchronisation and tracing are the
+real ones.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ class Timeout:
     late: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Interrupt:
+    """The read is interrupted (Ctrl-C) before the reply arrives (list the late reply in a
+    later step's replies, where it arrives)."""
+
+
+UNASKED = "<the device speaks unasked>"
+CLEAR = "<device clear>"
+
+
 class ScriptedTransport(Transport):
     def __init__(self, script, *, name: str = "scripted", retries: int = 1):
         super().__init__(name, timeout_s=1.0, retries=retries, drain_s=0.01)
@@ -33,6 +46,10 @@ class ScriptedTransport(Transport):
         self.sent: list[str] = []
         self._pending: list = []
         self._late: list[str] = []
+
+    def _clear(self) -> None:
+        self._send(CLEAR)
+        self._late = []
 
     def _send(self, line: str) -> None:
         self.sent.append(line)
@@ -52,10 +69,15 @@ class ScriptedTransport(Transport):
         self._pending.extend(reply if isinstance(reply, list) else [reply])
 
     def _receive(self, timeout_s: float) -> str:
+        if not self._pending and self.step < len(self.script) and self.script[self.step][0] == UNASKED:
+            self._pending.append(self.script[self.step][1])
+            self.step += 1
         if not self._pending:
             raise AssertionError(f"after step {self.step}: the driver reads, but the script has "
                                  "no reply here")
         reply = self._pending.pop(0)
+        if isinstance(reply, Interrupt):
+            raise KeyboardInterrupt
         if isinstance(reply, Timeout):
             self._late.extend(reply.late)
             raise InstrumentTimeout(self.name, f"scripted timeout after {timeout_s:g} s")

@@ -82,7 +82,7 @@ def test_bench_limits_must_be_finite_and_positive(value):
 def test_a_missing_key_says_what_it_needs():
     doc = example_doc()
     del doc["bench"]["max_total_watts"]
-    refused(doc, "missing key 'bench.max_total_watts'", "float > 0")
+    refused(doc, "missing key 'bench.max_total_watts'", "float in [1e-06, 1000]")
 
 
 # ------------------------------------------------------------------------------ [network]
@@ -309,3 +309,113 @@ def test_with_resources_checks_the_new_resource():
     assert moved.instruments["smu_in0"].link.port == 40000
     with pytest.raises(ConfigError, match="smu_in0: resource 'TCPIP0::8.8.8.8::1::SOCKET'.*allow_remote"):
         config.with_resources({"smu_in0": "TCPIP0::8.8.8.8::1::SOCKET"})
+
+
+# ------------------------------------------------------------------------------ defects found by users
+@pytest.mark.parametrize("resource", ["TCPIP0::127.0.0.1::15025::SOCKET",   # the very same string
+                                      "TCPIP::localhost::15025::SOCKET"])   # another spelling
+def test_two_instruments_on_one_address_are_refused_naming_both(resource):
+    doc = example_doc()
+    doc["instruments"]["smu_in1"]["resource"] = resource
+    refused(doc, "instruments.smu_in1.resource", repr(resource),
+            "same instrument as instruments.smu_in0.resource", "cannot share one address")
+
+
+def test_a_serial_url_and_a_visa_socket_on_one_port_are_one_address():
+    doc = example_doc()
+    doc["instruments"]["smu_in1"]["resource"] = "TCPIP0::127.0.0.1::15031::SOCKET"  # the board's
+    refused(doc, "instruments.board.resource = 'socket://127.0.0.1:15031'",
+            "same instrument as instruments.smu_in1.resource")
+
+
+def test_gpib_and_usb_addresses_compare_by_what_they_reach():
+    doc = example_doc()
+    doc["bench"]["allow_remote"] = True
+    doc["instruments"]["smu_in0"]["resource"] = "GPIB0::24::INSTR"
+    doc["instruments"]["smu_in1"]["resource"] = "GPIB::24"
+    refused(doc, "instruments.smu_in1.resource", "same instrument as instruments.smu_in0")
+    doc["instruments"]["smu_in1"]["resource"] = "GPIB0::25::INSTR"
+    doc["instruments"]["smu_out0"]["resource"] = "USB0::0x05E6::0x2450::04096218::INSTR"
+    doc["instruments"]["smu_out1"]["resource"] = "USB::1510::9296::04096218"
+    refused(doc, "instruments.smu_out1.resource", "same instrument as instruments.smu_out0")
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("ramp_volts", 1e-12, ["ramp_volts = 1e-12", "more than 500 steps", "must be >= 0.004"]),
+    ("ramp_amps", 1e-15, ["ramp_amps = 1e-15", "more than 500 steps", "must be >= 2e-05"]),
+    ("ramp_volts", 3.0, ["ramp_volts = 3.0", "must be <= max_volts = 2.0"]),
+    ("timeout_s", 1e300, ["timeout_s = 1e+300", "must be <= 600"]),
+    ("timeout_s", 1e-6, ["timeout_s = 1e-06", "must be >= 0.01"]),
+    ("max_watts", 50.0, ["max_watts = 50.0", "must be <= 22"]),
+    ("measure_timeout_s", 1e9, ["measure_timeout_s = 1000000000.0", "must be <= 3600"]),
+])
+def test_every_source_limit_is_bounded_at_load(key, value, words):
+    doc = example_doc()
+    doc["instruments"]["smu_in0"][key] = value
+    refused(doc, f"instruments.smu_in0.{key}", *words)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("heartbeat_s", 100.0, ["heartbeat_s = 100.0", "must be <= watchdog_s / 2 = 1 s"]),
+    ("watchdog_s", 1e6, ["watchdog_s = 1000000.0", "must be <= 60"]),
+    ("boot_wait_s", 60.0, ["boot_wait_s = 60.0", "must be <= 10"]),
+    ("max_terminal_amps", 0.01, ["max_terminal_amps = 0.01", "must be <= 0.0025"]),
+    ("max_terminal_volts", 12.0, ["max_terminal_volts = 12.0", "must be <= 5.5"]),
+    ("baudrate", 10**9, ["baudrate = 1000000000", "must be <= 2e+06"]),
+])
+def test_board_settings_are_bounded_at_load(key, value, words):
+    doc = example_doc()
+    doc["instruments"]["board"][key] = value
+    refused(doc, f"instruments.board.{key}", *words)
+
+
+def test_dmm_read_timeout_is_bounded_at_load():
+    doc = example_doc()
+    doc["instruments"]["dmm"]["read_timeout_s"] = 1e300
+    refused(doc, "instruments.dmm.read_timeout_s", "must be <= 3600")
+
+
+@pytest.mark.parametrize("value, words", [
+    (1e-9, ["bench.max_total_watts = 1e-09", "must be >= 1e-06"]),
+    (1e300, ["must be <= 1000"]),
+    (0.004, ["bench.max_total_watts = 0.004", "must be >= 0.005 W", "one ramp step"]),
+])
+def test_the_total_power_limit_is_bounded_at_load(value, words):
+    doc = example_doc()
+    doc["bench"]["max_total_watts"] = value
+    refused(doc, *words)
+
+
+def test_the_visa_library_is_a_known_name_or_a_library_file(tmp_path):
+    doc = example_doc()
+    assert config_of(doc).visa_library == "pyvisa-py"
+    doc["bench"]["visa_library"] = "ni-visa"
+    assert config_of(doc).visa_library == "ni-visa"
+    doc["bench"]["visa_library"] = "keysight"
+    refused(doc, "bench.visa_library = 'keysight'", "'pyvisa-py', 'ni-visa'", "absolute path")
+    doc["bench"]["visa_library"] = str(tmp_path / "libvisa.so")
+    refused(doc, "no such VISA library file")
+    (tmp_path / "libvisa.so").write_bytes(b"")
+    assert config_of(doc).visa_library == str(tmp_path / "libvisa.so")
+
+
+def test_a_single_ended_34908a_is_refused_for_channels_whose_lo_would_short_two_nodes():
+    doc = example_doc()
+    doc["instruments"]["dmm"]["cards"] = ["34908A"]
+    refused(doc, "wiring.mux.Rh0_1 = 102", "slot 1 holds a 34908A, single-ended",
+            "Channel 102 has its LO at node n0_2", "channel 101 (Rh0_0) at node n0_1",
+            "would short them", "Use a 34901A or 34902A")
+
+
+def test_a_34908a_is_accepted_when_every_channel_has_its_lo_on_one_node():
+    doc = example_doc()
+    doc["instruments"]["dmm"]["cards"] = ["34908A"]
+    # The four edges meeting at node n1_1, every channel's LO there: one common LO, no short.
+    doc["wiring"]["mux"] = {"Rh1_0": {"channel": 101, "at_a": "HI"},   # n1_0 -> n1_1: LO at b
+                            "Rh1_1": {"channel": 102, "at_a": "LO"},   # n1_1 -> n1_2: LO at a
+                            "Rv0_1": {"channel": 103, "at_a": "HI"},   # n0_1 -> n1_1: LO at b
+                            "Rv1_1": {"channel": 104, "at_a": "LO"}}   # n1_1 -> n2_1: LO at a
+    doc["wiring"]["outputs"] = {"Rv0_1": "smu_out0", "Rh1_0": "smu_out1", "Rh1_1": "smu_out2"}
+    for edge in ("Rh1_0", "Rh1_1", "Rv0_1"):
+        del doc["wiring"]["board"][edge]
+    assert sorted(w.channel for w in config_of(doc).mux) == [101, 102, 103, 104]

@@ -6,7 +6,6 @@ one simulated circuit; the emulators' states and command logs are the evidence.
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 
@@ -22,8 +21,7 @@ from hwlearn.training.session import settings_from
 from hwlearn.training.trainer import Trainer
 from simulator.devices import CalibratedDevices
 from simulator.rig import SimulatedRig
-from simulator.virtual_bench import VirtualBench
-from tests.bench_helpers import EXAMPLE, bench_file_text, example_config, twin_bench
+from tests.bench_helpers import EXAMPLE, served_bench_file, twin_bench
 from tests.cli_helpers import ROOT, hwlearn, wait_for_status, wait_for_step
 
 
@@ -64,27 +62,10 @@ def test_dry_run_executes_the_plan_on_the_simulated_twin():
     assert "per training sample" in out
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture
 def served_bench(tmp_path):
     """The example bench served in this process on free fixed ports, and its bench file."""
-    config = example_config()
-    ports = iter(_free_ports(len(config.instruments)))
-    resources = {name: (f"socket://127.0.0.1:{next(ports)}" if inst.kind == "board"
-                        else f"TCPIP0::127.0.0.1::{next(ports)}::SOCKET")
-                 for name, inst in config.instruments.items()}
-    path = tmp_path / "bench.toml"
-    path.write_text(bench_file_text(config, resources))
-    with VirtualBench(load_bench_file(path)) as vb:
+    with served_bench_file(tmp_path) as (vb, path):
         yield vb, path
 
 
@@ -111,10 +92,11 @@ def test_a_completed_run_records_and_leaves_the_bench_safe(served_bench, tmp_pat
                          ids=["sigterm", "ctrl-c", "abort"])
 def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_bench, tmp_path, signals, status):
     vb, path = served_bench
-    # Full batches: a step lasts long enough for a second signal to arrive inside it.
+    # Full batches measured sample by sample: a step lasts long enough (40 samples) for a second
+    # signal to arrive inside it.
     experiment = tmp_path / "full-batch.toml"
-    experiment.write_text((ROOT / "examples/bench-teacher-omega.toml").read_text()
-                          .replace("batch_size = 10", "batch_size = 40"))
+    text = (ROOT / "examples/bench-teacher-omega.toml").read_text().replace("batch_size = 10", "batch_size = 40")
+    experiment.write_text('plan = "per-sample"\n' + text)
     proc = _run(path, experiment, tmp_path / "run", "--quiet")
     wait_for_step(tmp_path / "run", 1, proc)
     proc.send_signal(signals[0])
@@ -123,11 +105,11 @@ def test_every_interruption_leaves_every_source_off_and_the_board_safe(served_be
         # has recorded the first (its stop request), then send the second (the abort).
         wait_for_status(tmp_path / "run", "stopping", proc)
         proc.send_signal(signals[1])
-    proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert all(vb.is_safe().values()), vb.is_safe()
+    assert all(vb.is_safe().values()), (vb.is_safe(), stderr)
     with RunReader(tmp_path / "run") as reader:
-        assert reader.status().status == status
+        assert reader.status().status == status, (reader.status().detail, stderr)
 
 
 def test_a_limit_violation_fails_the_run_before_sending_and_leaves_the_bench_safe(served_bench, tmp_path):
@@ -159,3 +141,16 @@ def test_a_rule_the_bench_cannot_run_is_refused_before_any_instrument_is_opened(
                    check=False)
     assert proc.returncode == 2 and "needs voltage clamps across the output edges" in proc.stderr, proc.stderr
     assert not any(device.lines() for device in vb.emulators.values())
+
+
+def test_hwlearn_run_accepts_the_clear_watchdog_its_refusal_names(served_bench, tmp_path):
+    vb, path = served_bench
+    vb.emulators["board"].auto_reset = False        # a board wired without DTR auto-reset keeps...
+    vb.emulators["board"].tripped = True            # ...its trip: a previous host stopped feeding it
+    refused = hwlearn("run", "examples/bench-teacher-omega.toml", "--bench", path, "--out",
+                      tmp_path / "refused", "--quiet", check=False)
+    assert refused.returncode == 2 and "hwlearn run: --clear-watchdog" in refused.stderr, refused.stderr
+    done = hwlearn("run", "examples/bench-teacher-omega.toml", "--bench", path, "--out", tmp_path / "run",
+                   "--quiet", "--clear-watchdog", check=False)
+    assert done.returncode == 0, done.stderr
+    assert not vb.emulators["board"].tripped and all(vb.is_safe().values())

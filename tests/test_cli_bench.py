@@ -182,3 +182,16 @@ def test_virtual_bench_command_refuses_bad_faults_naming_the_key(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--faults: late = 1.5: must be <= 1" in err
+
+
+def test_bench_check_takes_the_visa_library_by_name(tmp_path, capsys):
+    config = example_config()
+    with VirtualBench(config, twin=True) as vb:
+        path = tmp_path / "twin.toml"
+        path.write_text(bench_file_text(config, vb.resources))
+        assert main(["bench", "check", str(path), "--visa-library", "ni-visa"]) == 1
+        out = capsys.readouterr().out
+        assert "open" in out and "cannot load the VISA library '@ivi'" in out
+        assert main(["bench", "check", str(path), "--visa-library", "pyvisa-py"]) == 0
+    assert main(["bench", "check", str(path), "--visa-library", "visa32.dll"]) == 2
+    assert "--visa-library 'visa32.dll': allowed: 'pyvisa-py'" in capsys.readouterr().err

@@ -15,7 +15,10 @@ from hwlearn.rules import RULES, FiniteDifference, RuleParameterError, parameter
 from tests.bench_helpers import config_of, example_doc
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
-EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name and not p.name.startswith("sweep-")]
+# Bench files (a [bench] table, e.g. virtual-crossbar.toml) and experiments made for a bench's network
+# are not experiments of their own.
+EXPERIMENTS = [p for p in EXAMPLES if "bench" not in p.name and not p.name.startswith("sweep-")
+               and not p.read_text().startswith("[bench]") and "\n[bench]" not in p.read_text()]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -170,3 +173,8 @@ def test_an_experiment_names_its_network_file_relative_to_itself(tmp_path, monke
     config = load_experiment(tmp_path / "exp.toml")
     assert config["network"]["path"] == str(tmp_path / "net.json")  # absolute in the resolved copy
     assert build_experiment(config).network.n_edges == 12
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_the_byte(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('name = "résistance"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml:1: not UTF-8 text \(byte 0xe9 at offset 9\)"):
+        load_experiment(latin1)

@@ -36,3 +36,4 @@ def test_no_comment_points_to_a_file_outside_the_repository():
                and ".ci" not in p.parts]
     stale = [str(p.relative_to(ROOT)) for p in sources if re.search(r"\b(PAPER|DESIGN)\.md", p.read_text())]
     assert not stale, stale
+

@@ -18,7 +18,7 @@ from drivers.instruments.errors import (
 from drivers.instruments.keithley24xx import Keithley2400, Keithley2450, SourceLimits, ramp_points
 from drivers.instruments.resistor_board import ResistorBoard, crc8
 from drivers.instruments.scanning_voltmeter import Keysight34970A, scan_list
-from tests.scripted_transport import ScriptedTransport, Timeout, expect
+from tests.scripted_transport import CLEAR, ScriptedTransport, Timeout, expect
 
 LIMITS = SourceLimits(max_volts=10.0, max_amps=0.1, max_watts=0.5, ramp_volts=0.5,
                       ramp_amps=0.01)
@@ -142,13 +142,13 @@ def test_2400_measure_with_output_off_is_refused_without_io():
 def test_2400_safe_state_reads_the_instrument_ramps_to_zero_and_switches_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", "+1.200000E+00"), (":OUTP?", "1"),
                  (":SOUR:VOLT:LEV 8.000000E-01", None), (":SOUR:VOLT:LEV 4.000000E-01", None),
-                 (":SOUR:VOLT:LEV 0.000000E+00", None), (":OUTP OFF", None)]) as t:
+                 (":SOUR:VOLT:LEV 0.000000E+00", None), (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
 def test_2400_safe_state_when_already_safe_only_switches_off_again():
     with expect([(":SOUR:FUNC?", "CURR"), (":SOUR:CURR:LEV?", "+0.000000E+00"), (":OUTP?", "0"),
-                 (":OUTP OFF", None)] * 2) as t:
+                 (":OUTP OFF", None), ("*OPC?", "1")] * 2) as t:
         smu = k2400(t)
         smu.safe_state()
         smu.safe_state()
@@ -156,12 +156,12 @@ def test_2400_safe_state_when_already_safe_only_switches_off_again():
 
 def test_2400_safe_state_zeroes_a_level_left_programmed_with_output_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", "+3.000000E+00"), (":OUTP?", "0"),
-                 (":OUTP OFF", None), (":SOUR:VOLT:LEV 0.000000E+00", None)]) as t:
+                 (":OUTP OFF", None), (":SOUR:VOLT:LEV 0.000000E+00", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
 def test_2400_safe_state_switches_off_even_when_reading_the_state_fails():
-    with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", Timeout()),
+    with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT:LEV?", Timeout()), (CLEAR, None),
                  (":SOUR:VOLT:LEV?", Timeout()), (":OUTP OFF", None)]) as t:
         with pytest.raises(InstrumentTimeout):
             k2400(t).safe_state()
@@ -170,7 +170,7 @@ def test_2400_safe_state_switches_off_even_when_reading_the_state_fails():
 def test_2400_safe_state_ramps_a_current_source_with_the_current_ramp_step():
     with expect([(":SOUR:FUNC?", "CURR"), (":SOUR:CURR:LEV?", "-2.000000E-02"), (":OUTP?", "1"),
                  (":SOUR:CURR:LEV -1.000000E-02", None), (":SOUR:CURR:LEV 0.000000E+00", None),
-                 (":OUTP OFF", None)]) as t:
+                 (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2400(t).safe_state()
 
 
@@ -251,7 +251,8 @@ def k2450(t):
 
 
 def test_2450_identify_and_reset():
-    with expect([("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04096218,1.7.12b"), ("*RST", None),
+    with expect([("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04096218,1.7.12b"), ("*LANG?", "SCPI"),
+                 ("*RST", None),
                  ("*CLS", None), (":SYST:ERR?", '0,"No error;0;0"')]) as t:
         smu = k2450(t)
         assert smu.identify().firmware == "1.7.12b"
@@ -327,7 +328,7 @@ def test_2450_malformed_measure_reply_is_a_protocol_error():
 
 def test_2450_safe_state_and_output_off():
     with expect([(":SOUR:FUNC?", "VOLT"), (":SOUR:VOLT?", "5.000000E-01"), (":OUTP?", "1"),
-                 (":SOUR:VOLT 0.000000E+00", None), (":OUTP OFF", None)]) as t:
+                 (":SOUR:VOLT 0.000000E+00", None), (":OUTP OFF", None), ("*OPC?", "1")]) as t:
         k2450(t).safe_state()
     with expect(K2450_CONFIGURE_VOLT + [(":OUTP ON", None), (":SOUR:VOLT 3.000000E-01", None),
                                         (":SOUR:VOLT 0.000000E+00", None),
@@ -352,6 +353,7 @@ def dmm(t, **kwargs):
 
 CONFIGURE_101_105 = [("CONF:VOLT:DC 1.000000E+01,DEF,(@101:105)", None),
                      ("VOLT:DC:NPLC 1.000000E+00,(@101:105)", None),
+                     ("INP:IMP:AUTO ON,(@101:105)", None),
                      ("SYST:ERR?", '+0,"No error"')]
 
 
@@ -366,6 +368,7 @@ def test_34970a_identify_and_reset():
 def test_34970a_configure_writes_range_nplc_and_a_compressed_scan_list():
     with expect([("CONF:VOLT:DC AUTO,DEF,(@101,103:105,110)", None),
                  ("VOLT:DC:NPLC 1.000000E+01,(@101,103:105,110)", None),
+                 ("INP:IMP:AUTO ON,(@101,103:105,110)", None),
                  ("SYST:ERR?", '+0,"No error"')]) as t:
         dmm(t).configure([110, 103, 104, 105, 101], "AUTO", nplc=10)
 
@@ -416,7 +419,7 @@ def test_34970a_requests_outside_the_card_or_settings_raise_before_any_io(action
 
 
 def test_34970a_safe_state_aborts_and_opens_every_relay_of_every_card():
-    script = [("ABOR", None), ("ROUT:OPEN (@101:120,201:216)", None)]
+    script = [("ABOR", None), ("ROUT:OPEN (@101:120,201:216)", None), ("*OPC?", "1")]
     with expect(script * 2) as t:
         meter = dmm(t, cards={1: "34901A", 2: "34902A"})
         meter.safe_state()
@@ -433,7 +436,7 @@ def framed(body: str) -> str:
     return f"{body}*{crc8(body.encode()):02X}"
 
 
-CONNECT = [("1 *IDN?*0F", framed("1 OK HWLEARN,RB8-MCP4251,RB0001,1.0.0,1.0")),
+CONNECT = [("1 *IDN?*0F", framed("1 OK HWLEARN,RB8-MCP4251,RB0001,2.0.0,2.0")),
            ("2 INFO?*C2", framed("2 OK CH=8 MIN=0 MAX=256 SAFE=256 WDT=2000"))]
 
 
@@ -451,12 +454,12 @@ def test_board_crc8_is_crc8_smbus():
 def test_board_connect_reads_identity_and_info():
     with expect(CONNECT) as t:
         b = board(t)
-    assert b.identity.protocol == "1.0" and b.info.safe_code == 256 and b.info.watchdog_s == 2.0
+    assert b.identity.protocol == "2.0" and b.info.safe_code == 256 and b.info.watchdog_s == 2.0
 
 
 def test_board_with_another_protocol_major_version_is_refused():
-    with expect([("1 *IDN?*0F", framed("1 OK HWLEARN,RB8-MCP4251,RB0001,2.0.0,2.0"))]) as t:
-        with pytest.raises(ProtocolError, match="protocol 2.0"):
+    with expect([("1 *IDN?*0F", framed("1 OK HWLEARN,RB8-MCP4251,RB0001,1.0.0,1.0"))]) as t:
+        with pytest.raises(ProtocolError, match="protocol 1.0"):
             board(t)
 
 
@@ -479,10 +482,29 @@ def test_board_late_reply_with_an_old_id_is_discarded():
         assert board(t).read_codes() == {k: k + 1 for k in range(8)}
 
 
-def test_board_reply_with_a_bad_checksum_raises():
+def test_board_garbled_reply_is_discarded_and_the_request_resent_with_a_new_id():
+    with expect(CONNECT + [("3 GET? 1*7A", "3 OK 1=5*00"), (framed("4 GET? 1"), framed("4 OK 1=5"))]) as t:
+        assert board(t).read_codes([1]) == {1: 5}
+    assert t.faults.count("garbled", "scripted") == 1
+
+
+def test_board_reply_garbled_more_often_than_the_retries_raises():
+    with expect(CONNECT + [("3 GET? 1*7A", "3 OK 1=5*00"), (framed("4 GET? 1"), "4 OK 1=5")]) as t:
+        with pytest.raises(ProtocolError, match="no checksum"):
+            board(t).read_codes([1])
+
+
+def test_board_heartbeat_is_one_attempt_never_resent():
     with expect(CONNECT + [("3 HB*EA", "3 OK*00")]) as t:
         with pytest.raises(ProtocolError, match="checksum 00"):
             board(t).heartbeat()
+
+
+def test_board_set_with_a_garbled_reply_is_judged_by_its_read_back_never_resent():
+    with expect(CONNECT + [("3 SET 1=5*CC", "3 OK*FF"),
+                           ("4 GET? 1*03", framed("4 OK 1=5"))]) as t:
+        board(t).write_codes({1: 5})
+    assert t.faults.count("garbled") == 1
 
 
 def test_board_error_replies_raise_with_code_and_name():
@@ -508,25 +530,27 @@ def test_board_set_is_never_resent_after_a_timeout():
 
 
 def test_board_get_is_resent_after_a_timeout_and_the_late_reply_is_drained():
-    with expect(CONNECT + [("3 GET? 1*7A", Timeout(late=[framed("3 OK 1=5")])),
+    with expect(CONNECT + [("3 GET? 1*7A", Timeout(late=[framed("3 OK 1=5")])), (CLEAR, None),
                            ("3 GET? 1*7A", framed("3 OK 1=5"))]) as t:
         assert board(t).read_codes([1]) == {1: 5}
 
 
 def test_board_status_heartbeat_and_clear():
-    with expect(CONNECT + [("3 STAT?*DF", framed("3 OK ARMED=1 TRIPPED=1")),
-                           ("4 HB*88", framed("4 OK")), ("5 CLR*50", framed("5 OK"))]) as t:
+    with expect(CONNECT + [("3 STAT?*DF", framed("3 OK ARMED=1 TRIPPED=1 BOOTED=0 RESET=EXT SHDN=0")),
+                           ("4 HB*88", framed("4 OK ARMED=1 TRIPPED=1 BOOTED=0 RESET=EXT SHDN=0")),
+                           ("5 CLR*50", framed("5 OK"))]) as t:
         b = board(t)
         status = b.status()
-        assert status.armed and status.tripped
+        assert status.armed and status.tripped and not status.booted and status.reset_cause == "EXT"
         b.heartbeat()
         b.clear_watchdog()
 
 
 def test_board_safe_state_sends_safe_and_verifies_every_channel():
     all_safe = ",".join(f"{k}=256" for k in range(8))
-    with expect(CONNECT + [("3 SAFE*68", framed("3 OK")), ("4 GET?*3F", framed(f"4 OK {all_safe}")),
-                           ("5 SAFE*9E", framed("5 OK")),
+    with expect(CONNECT + [("3 SAFE*68", framed("3 OK SHDN=0")),
+                           ("4 GET?*3F", framed(f"4 OK {all_safe}")),
+                           ("5 SAFE*9E", framed("5 OK SHDN=0")),
                            ("6 GET?*6D", framed(f"6 OK {all_safe}"))]) as t:
         b = board(t)
         b.safe_state()
@@ -534,7 +558,7 @@ def test_board_safe_state_sends_safe_and_verifies_every_channel():
 
 
 def test_board_safe_state_raises_if_a_channel_is_not_at_the_safe_code():
-    with expect(CONNECT + [("3 SAFE*68", framed("3 OK")),
+    with expect(CONNECT + [("3 SAFE*68", framed("3 OK SHDN=0")),
                            ("4 GET?*3F", framed("4 OK 0=256,1=256,2=256,3=256,4=256,5=256,6=12,"
                                                 "7=256"))]) as t:
         with pytest.raises(VerifyError, match="6: 12"):

@@ -12,6 +12,7 @@ from hwlearn.engine import EngineStopped, RunEngine
 from hwlearn.experiment import build_experiment
 from hwlearn.plans import Msg, finalize
 from hwlearn.rig import RigError
+from hwlearn.supervision import Policy, ReadingRefused, Supervisor
 
 WAIT_S = 10.0  # a guard against hangs, never a synchronisation
 
@@ -251,3 +252,114 @@ def test_a_failing_writer_fails_the_run(setup):
     with pytest.raises(OSError, match="No space left"):
         engine.execute(lambda: engine.publish(StepRecord(1, 1, {"loss": 1.0})))
     assert engine.state == "failed" and _outputs_are_quiet(exp, rig)
+
+
+# ------------------------------------------------------------------------------ supervision
+
+class _Troubled:
+    """A rig (around a simulated one) whose next readings can be refused, and which can report a
+    condition that must hold the run (a lost board heartbeat)."""
+
+    def __init__(self, rig):
+        self.rig = rig
+        self.refusals = 0
+        self.holding: list[str] = []
+        self.measured = 0
+
+    def __getattr__(self, name):
+        return getattr(self.rig, name)
+
+    def measure(self, edges):
+        self.measured += 1
+        if self.refusals:
+            self.refusals -= 1
+            raise ReadingRefused("measure: smu_out0 is in compliance", "compliance")
+        return self.rig.measure(edges)
+
+    def holds(self):
+        return list(self.holding)
+
+
+def _sample(exp):
+    yield _drive(exp)
+    return (yield Msg("measure", (exp.ports.outputs,)))
+
+
+def test_a_refused_reading_is_measured_again_and_never_reaches_the_rule(setup):
+    exp, rig = setup
+    troubled, docs = _Troubled(rig), Documents()
+    troubled.refusals = 2
+    engine = RunEngine(troubled, [docs], supervisor=Supervisor(Policy(reading_retries=2)))
+    volts = engine.execute(lambda: engine.run_plan(_sample(exp)))
+    assert troubled.measured == 3 and np.all(np.isfinite(volts))
+    refused = [d for d in docs.docs if getattr(d, "kind", None) == "reading_refused"]
+    assert [d.data["attempt"] for d in refused] == [1, 2] and engine.state == "done"
+
+
+def test_a_reading_refused_more_often_than_allowed_fails_the_run(setup):
+    exp, rig = setup
+    troubled = _Troubled(rig)
+    troubled.refusals = 5
+    engine = RunEngine(troubled, [Documents()], supervisor=Supervisor(Policy(reading_retries=1)))
+    with pytest.raises(ReadingRefused, match="compliance"):
+        engine.execute(lambda: engine.run_plan(_sample(exp)))
+    assert engine.state == "failed" and troubled.measured == 2
+
+
+def test_a_reading_out_of_band_is_refused(setup):
+    exp, rig = setup
+    engine = RunEngine(rig, [Documents()], supervisor=Supervisor(Policy(reading_band_volts=1e-6)))
+    with pytest.raises(ReadingRefused, match="beyond supervision.reading_band_volts"):
+        engine.execute(lambda: engine.run_plan(_sample(exp)))
+
+
+@pytest.mark.parametrize("on_clear, final", [("resume", "done"), ("abort", "aborted")])
+def test_a_condition_of_the_rig_suspends_the_run_until_it_clears(setup, on_clear, final):
+    exp, rig = setup
+    troubled, docs = _Troubled(rig), Documents()
+    troubled.holding = ["board: heartbeat lost"]
+    engine = RunEngine(troubled, [docs], supervisor=Supervisor(Policy(on_clear=on_clear, poll_s=0.01)))
+    engine.start(lambda: engine.run_plan(_sample(exp)))
+    docs.wait_for(StatusChange, "paused")
+    paused = next(d for d in docs.docs if isinstance(d, StatusChange) and d.state == "paused")
+    assert "heartbeat lost" in paused.detail and troubled.measured == 0
+    assert _outputs_are_quiet(exp, rig)  # held with the rig idle
+    troubled.holding = []
+    if final == "done":
+        assert engine.join(WAIT_S) is not None
+    else:
+        with pytest.raises(EngineStopped):
+            engine.join(WAIT_S)
+    assert engine.state == final and troubled.measured == (1 if final == "done" else 0)
+
+
+def test_a_suspension_longer_than_allowed_aborts(setup):
+    exp, rig = setup
+    troubled, docs = _Troubled(rig), Documents()
+    troubled.holding = ["smu_out0: no reply"]
+    engine = RunEngine(troubled, [docs], supervisor=Supervisor(Policy(max_suspended_s=0.05, poll_s=0.01)))
+    with pytest.raises(EngineStopped):
+        engine.execute(lambda: engine.run_plan(_sample(exp)))
+    assert engine.state == "aborted" and troubled.measured == 0
+    assert any("max_suspended_s" in getattr(d, "message", "") for d in docs.docs)
+
+
+def test_link_faults_are_recorded_as_events_and_too_many_suspend_the_run(setup):
+    exp, rig = setup
+    clock = [0.0]
+    docs = Documents()
+    supervisor = Supervisor(Policy(faults_per_minute=2, poll_s=0.01), clock=lambda: clock[0])
+    engine = RunEngine(rig, [docs], supervisor=supervisor)
+
+    def body():
+        for _ in range(3):  # as a transport would report them while it recovers
+            rig.on_fault("timeout", "smu_in0", "no reply within 5 s; resent after a device clear")
+        return engine.run_plan(_sample(exp))
+
+    engine.start(body)
+    docs.wait_for(StatusChange, "paused")
+    faults = [d for d in docs.docs if getattr(d, "kind", None) == "fault"]
+    assert len(faults) == 3 and faults[0].data["instrument"] == "smu_in0"
+    clock[0] = 61.0  # a quiet minute later
+    engine.join(WAIT_S)
+    assert engine.state == "done"

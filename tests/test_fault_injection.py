@@ -203,19 +203,25 @@ def test_the_counts_equal_the_replies_a_client_missed():
 
 def test_a_board_reboot_returns_it_to_power_up_and_a_garbled_reply_fails_its_crc():
     firmware = BoardFirmware(FakeBackend())
-    p = ScriptedPlan(None, "garbled", "reboot", framed=True)
+    p = ScriptedPlan(None, None, "garbled", "reboot", framed=True)
     with PtyLineServer(firmware, faults=p) as server, \
             serial.Serial(server.path, 115200, timeout=10) as port:
+        def line():
+            return port.readline().decode("latin-1").rstrip("\n")
+
         def ask(body):
             port.write((frame(body) + "\n").encode())
-            return port.readline().decode("latin-1").rstrip("\n")
-        assert ask("1 SET 0=10") == frame("1 OK")
-        bad = ask("2 STAT?")
+            return line()
+        assert line() == frame("0 BOOT POR")      # protocol 2.0: every start is announced
+        assert ask("1 CLR") == frame("1 OK")      # acknowledged: SET is allowed
+        assert ask("2 SET 0=10") == frame("2 OK")
+        bad = ask("3 STAT?")
         body, _, check = bad.rpartition("*")
         assert crc8(body.encode("latin-1")) != int(check, 16)
-        port.write((frame("3 GET? 0") + "\n").encode())        # lost in the reboot
-        assert ask("4 STAT?") == frame("4 OK ARMED=0 TRIPPED=0")  # armed before: a reboot
-        assert ask("5 GET? 0") == frame("5 OK 0=256")
+        port.write((frame("4 GET? 0") + "\n").encode())        # lost in the reboot
+        assert line() == frame("0 BOOT POR")                   # the restart announces itself
+        assert ask("5 STAT?").startswith("5 OK ARMED=0 TRIPPED=0 BOOTED=1 RESET=POR")
+        assert ask("6 GET? 0") == frame("6 OK 0=256")           # back at the safe code
     assert firmware.boots == 2 and p.log.counts() == {"board": {"garbled": 1, "reboot": 1}}
 
 
@@ -225,11 +231,14 @@ def test_virtual_bench_injects_stuck_and_drifting_devices_and_counts_every_fault
     rates = FaultRates(stuck=1.0, drift=1.0)
     with VirtualBench(config, twin=True, faults=rates, fault_seed=2) as vb, \
             serial.Serial(vb.resources["board"], 115200, timeout=10) as port:
-        port.write((frame("1 SET 0=10,1=20") + "\n").encode())
+        port.write((frame("1 CLR") + "\n").encode())  # protocol 2.0: acknowledge the start
+        assert port.readline().decode().startswith("0 BOOT")  # the announcement goes out first
+        assert port.readline().decode().startswith("1 OK")
+        port.write((frame("2 SET 0=10,1=20") + "\n").encode())
         port.readline()
-        port.write((frame("2 GET? 0,1") + "\n").encode())
+        port.write((frame("3 GET? 0,1") + "\n").encode())
         reply = port.readline().decode()
-        assert reply.startswith("2 OK") and reply.split()[2].count("=256") == 1  # one stuck
+        assert reply.startswith("3 OK") and reply.split()[2].count("=256") == 1  # one stuck
         dmm = vb.emulators["dmm"]
         dmm.receive("CONF:VOLT:DC (@101:102)")
         dmm.receive("READ?")

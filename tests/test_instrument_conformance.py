@@ -128,10 +128,12 @@ def board_pair(backend, emulators) -> Pair:
 
     def activate():
         driver.connect()
+        driver.acknowledge_boot()
         driver.write_codes({0: 10, 5: 200})
 
     def stuck():
         driver.connect()
+        driver.acknowledge_boot()
         backend.stuck[7] = 100
         try:
             driver.write_codes({7: 50})

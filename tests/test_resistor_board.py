@@ -40,6 +40,7 @@ def rig():
     transport = SerialTransport(emulator.path, "board", timeout_s=TIMEOUT_S)
     board = ResistorBoard(transport)
     board.connect()
+    board.acknowledge_boot()  # the fresh board holds the safe code: it may take codes now
     yield board, emulator.firmware, clock
     board.close()
     transport.close()
@@ -102,9 +103,9 @@ def test_heartbeat_period_must_be_shorter_than_the_watchdog(rig):
 def test_a_board_speaking_another_protocol_major_version_is_refused():
     backend = FakeBackend()
     with ResistorBoardEmulator(backend) as emulator:
-        emulator.firmware.identity = "HWLEARN,RB8-MCP4251,RB0009,2.1.0,2.1"
+        emulator.firmware.identity = "HWLEARN,RB8-MCP4251,RB0009,3.1.0,3.1"
         with SerialTransport(emulator.path, "board", timeout_s=TIMEOUT_S) as transport:
-            with pytest.raises(ProtocolError, match="protocol 2.1"):
+            with pytest.raises(ProtocolError, match="protocol 3.1"):
                 ResistorBoard(transport).connect()
 
 

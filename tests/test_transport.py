@@ -13,7 +13,7 @@ import pytest
 from drivers.instruments.errors import InstrumentTimeout, LimitError, TransportError
 from drivers.instruments.transport import SerialTransport, Transport, VisaTransport
 from simulator.emulators.server import LineDevice, PtyLineServer, TcpLineServer
-from tests.scripted_transport import ScriptedTransport, Timeout
+from tests.scripted_transport import CLEAR, ScriptedTransport, Timeout
 
 TIMEOUT_S = 5.0  # generous: a loaded CI machine must not turn a slow reply into a failure
 
@@ -35,13 +35,14 @@ class Echo(LineDevice):
 
 # -- the base class, scripted -------------------------------------------------------------------
 def test_a_timed_out_query_is_resent_after_draining_the_late_reply():
-    t = ScriptedTransport([("Q?", Timeout(late=["late answer"])), ("Q?", "fresh answer")])
+    t = ScriptedTransport([("Q?", Timeout(late=["late answer"])), (CLEAR, None), ("Q?", "fresh answer")])
     assert t.query("Q?") == "fresh answer"
     t.assert_done()
 
 
 def test_retries_are_bounded_and_the_error_names_instrument_command_and_attempts():
-    t = ScriptedTransport([("Q?", Timeout())] * 3, name="smu_in0", retries=2)
+    t = ScriptedTransport([("Q?", Timeout()), (CLEAR, None)] * 2 + [("Q?", Timeout())],
+                          name="smu_in0", retries=2)
     with pytest.raises(InstrumentTimeout) as info:
         t.query("Q?")
     assert "smu_in0" in str(info.value) and "'Q?'" in str(info.value)

@@ -22,6 +22,7 @@ LIMIT_KEYS = {
             "compliance_volts"),
     "dmm": ("volt_range", "nplc"),
     "board": ("channels", "heartbeat_s"),
+    "matrix": ("slots", "forbidden"),
 }
 
 
@@ -34,6 +35,14 @@ def _wired(config: BenchConfig, name: str) -> list[str]:
     boards = [w for w in config.board_wiring if w.board == name]
     if boards:
         wires += [f"{len(boards)} board channels"]
+    xb = config.crossbar
+    if xb is not None:
+        if name == xb.matrix:
+            wires += [f"{len(xb.channels)} matrix channels to {len(xb.lines)} crossbar lines"]
+        elif name == xb.programmer:
+            wires += [f"the programming bus ({sum(1 for w in xb.lines.values() if w.prog_channel)} lines)"]
+        elif config.dmm is not None and config.dmm.name == name:
+            wires += [f"{sum(1 for w in xb.lines.values() if w.sense is not None)} crossbar lines sensed"]
     return wires
 
 
@@ -47,8 +56,14 @@ def setup(config: BenchConfig, identities: dict[str, str]) -> dict:
         instruments[name] = {"kind": inst.kind, "driver": inst.driver, "resource": inst.resource,
                              "identity": identities.get(name), "wired": _wired(config, name),
                              "limits": limits}
-    return {"limits": {"max_total_watts": config.max_total_watts,
-                       "compliance_margin": config.compliance_margin},
+    limits = {"max_total_watts": config.max_total_watts, "compliance_margin": config.compliance_margin}
+    if config.crossbar is not None:
+        xb = config.crossbar
+        limits.update(set_volts=list(xb.limits.set_volts), reset_volts=list(xb.limits.reset_volts),
+                      pulse_width_s=xb.limits.width_s, max_pulses=xb.limits.max_pulses,
+                      disturb_volts=xb.disturb_volts, read_volts=xb.read_volts,
+                      programmer_compliance_amps=xb.compliance_amps)
+    return {"limits": limits,
             "setup": instruments, "network": network_to_dict(config.network)}
 
 

@@ -22,9 +22,24 @@ Rig calls map to instruments as follows (sign conventions: drivers/bench/sources
   codes that change are written, each board's in one SET, verified by read-back; returns the
   calibrated ohms of the codes held.
 - safe_state(): every unit ramped to 0 and off (high-impedance off state), scan aborted and
-  every relay open, every board at its safe code. A failing instrument is logged and the
-  others are still made safe. It may be called from another thread (an emergency stop): a
-  measure() in progress then stops before its next exchange with RigError.
+  every relay open, every board at its safe code, all instruments at once, each within a time
+  bound of its own (drivers/bench/safe_state.py). It never raises: it returns (and keeps in
+  ``last_safe_state``) a SafeStateReport naming every instrument that is not safe, and reports
+  each as a ``safe_state_failed`` fault. It may be called from another thread (an emergency
+  stop): a measure() in progress then stops before its next exchange with RigError.
+
+Faults of the links (timeouts recovered by re-synchronisation, late replies discarded, garbled
+board replies, lost links, board restarts) are counted in ``faults`` (a FaultLog shared by every
+transport) and passed to its hook ``bench.on_fault = f(kind, instrument, detail)``; a run
+records one event per call. A lost link (not a mere timeout) is opened again once and the
+instrument verified (identity, then a fresh setup; a board's restart is acknowledged and its
+codes restored) before the Rig call is tried again; if that fails, the call raises RigError and
+the caller goes to the safe state. A board that restarted by itself (power, its MCU watchdog)
+refuses codes until the bench has verified it; the bench then restores the codes it held.
+
+Limits beyond the drivers' own: the total power (``bench.max_total_watts``), and the boards'
+terminal ratings, predicted from the staged sources before any byte is sent and checked again on
+every scan (drivers/bench/ratings.py).
 
 ``round_trips`` counts exchanges per Rig call (drivers/instruments/exchanges.py); docs/bench.md tabulates
 them per rule.
@@ -34,25 +49,56 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from drivers.bench import report
+from drivers.bench import report as bench_report
+from drivers.bench.ratings import BoardRatings
+from drivers.bench.safe_state import EMPTY, SafeStateReport, make_safe
 from drivers.bench.sources import SourceState, SourceUnit
-from drivers.instruments.errors import InstrumentError, ReadingError, WatchdogTripped
+from drivers.instruments import faults as fault
+from drivers.instruments.errors import (
+    BoardRebooted,
+    InstrumentError,
+    InstrumentTimeout,
+    ProtocolError,
+    ReadingError,
+    SafeStateError,
+    TransportError,
+    WatchdogTripped,
+)
 from drivers.instruments.exchanges import CountingTransport, JoiningTransport, RoundTrips
+from drivers.instruments.faults import FaultLog
 from drivers.instruments.keithley24xx import Keithley2400, Keithley2450, SourceLimits
 from drivers.instruments.resistor_board import ResistorBoard
-from drivers.instruments.scanning_voltmeter import Keysight34970A, scan_list
-from hwlearn.config.bench import BenchConfig, InstrumentConfig, load_bench_file
+from drivers.instruments.scanning_voltmeter import Keysight34970A
+from drivers.instruments.transport import RESYNC_WAIT_S
+from hwlearn.config.bench import BenchConfig, InstrumentConfig, load_bench_file, visa_backend
 from hwlearn.errors import HwlearnError
 from hwlearn.rig import OUTPUT_MODES, Capabilities, Rig, RigError
 from hwlearn.signals import deferred_interrupts
+from hwlearn.supervision import ReadingRefused
 
 log = logging.getLogger("hwlearn.bench")
 
 SMU_CLASSES = {"keithley2400": Keithley2400, "keithley2450": Keithley2450}
+# Exchanges one instrument's safe state may need (its bound is that many timeouts, plus one
+# re-synchronisation): a unit asks three questions and sends one line; the scanner sends one
+# line; a board sends SAFE and GET? and may need INFO? first; a switch matrix opens every relay
+# and reads them back.
+SAFE_STATE_EXCHANGES = {"smu": 4, "dmm": 1, "board": 3, "matrix": 2}
+
+
+def _not_commanded(why: str) -> None:
+    raise SafeStateError("bench", f"not attempted: {why}")
+
+
+# A call (a measurement, a write) that timed out is tried again this often: a bench link that
+# loses one reply in a hundred then fails a call about once in 1e8, not once in 1e4.
+CALL_RETRIES_AFTER_TIMEOUT = 3
 
 
 class BenchError(RigError, HwlearnError):
@@ -63,13 +109,20 @@ class BenchError(RigError, HwlearnError):
 class Bench(Rig):
     """A Rig on real (or emulated) instruments. Use ``Bench.open(path_or_config)``."""
 
-    def __init__(self, config: BenchConfig):
+    def __init__(self, config: BenchConfig, faults: FaultLog | None = None):
         """Prefer Bench.open, which also connects; this only lays out the bench's structure."""
         self.config = config
         self.network = config.network
         self.round_trips = RoundTrips()
+        self.faults = faults if faults is not None else FaultLog()
         self.identities: dict[str, str] = {}
-        self.safe_state_failures: list[str] = []
+        self.last_safe_state: SafeStateReport = EMPTY
+        self.safe_state_failures: list[str] = []  # last_safe_state's failures as text
+        self._ratings = BoardRatings(config)
+        self._board_restarts: dict[str, int] = {}
+        # Instruments that answer but would ignore our commands (a 2450 in another command
+        # set): name -> why. Their safe state is not attempted, and reported as not done.
+        self._deaf: dict[str, str] = {}
         self._transports: dict[str, CountingTransport] = {}
         self._resource_manager = None
         self._units: list[SourceUnit] = []
@@ -87,19 +140,32 @@ class Bench(Rig):
         self._safe_generation = 0
         self.capabilities = self._capabilities()
 
+    @property
+    def on_fault(self) -> Callable[[str, str, str], None] | None:
+        """Called as ``on_fault(kind, instrument, detail)`` for every fault of a link, from the
+        thread that met it (see drivers/instruments/faults.py)."""
+        return self.faults.on_fault
+
+    @on_fault.setter
+    def on_fault(self, hook: Callable[[str, str, str], None] | None) -> None:
+        self.faults.on_fault = hook
+
     # ================================================================== opening and closing
     @classmethod
     def open(cls, source: str | Path | BenchConfig, *, clear_watchdog: bool = False,
-             visa_library: str = "@py") -> Bench:
+             visa_library: str | None = None,
+             on_fault: Callable[[str, str, str], None] | None = None) -> Bench:
         """Validate the bench file, connect every instrument, check identities (model, serial,
-        board protocol, channel count, watchdog status), reset and configure them. The board's
-        watchdog having tripped is refused unless ``clear_watchdog``. On any failure every
-        instrument already reached is made safe and closed, and BenchError is raised."""
+        command set, board protocol, channel count, watchdog), reset and configure them. The
+        board's watchdog having tripped is refused unless ``clear_watchdog``. ``visa_library``
+        overrides the bench file's (a name or a library path, as the file accepts); ``on_fault``
+        is the fault hook, set before the first byte. On any failure every instrument already
+        reached is made safe and closed, and BenchError is raised."""
         config = source if isinstance(source, BenchConfig) else load_bench_file(source)
-        bench = cls(config)
+        bench = cls(config, FaultLog(on_fault))
         try:
             with bench.round_trips.call("open"):
-                bench._connect(visa_library)
+                bench._connect(visa_backend(visa_library or config.visa_library))
                 bench._identify()
                 bench._setup(clear_watchdog)
         except BaseException as exc:
@@ -116,16 +182,24 @@ class Bench(Rig):
         for inst in cfg.instruments.values():
             if inst.kind == "board":
                 raw = SerialTransport(inst.resource, inst.name, baudrate=inst["baudrate"],
-                                      timeout_s=inst.timeout_s, retries=inst.retries)
+                                      timeout_s=inst.timeout_s, retries=inst.retries,
+                                      faults=self.faults)
                 self._transports[inst.name] = CountingTransport(raw, self.round_trips)
                 continue
             if self._resource_manager is None:
                 import pyvisa
 
-                self._resource_manager = pyvisa.ResourceManager(visa_library)
+                try:
+                    self._resource_manager = pyvisa.ResourceManager(visa_library)
+                except (pyvisa.errors.Error, OSError, ValueError) as exc:
+                    raise BenchError(f"cannot load the VISA library {visa_library!r} "
+                                     f"(bench.visa_library = {cfg.visa_library!r}): {exc}") from exc
             raw = VisaTransport(inst.resource, inst.name, timeout_s=inst.timeout_s,
-                                retries=inst.retries, resource_manager=self._resource_manager)
-            self._transports[inst.name] = JoiningTransport(raw, self.round_trips)
+                                retries=inst.retries, resource_manager=self._resource_manager,
+                                faults=self.faults)
+            # SCPI lines join with ';'; a switch matrix's TSP statements do not.
+            wrap = CountingTransport if inst.kind == "matrix" else JoiningTransport
+            self._transports[inst.name] = wrap(raw, self.round_trips)
         for role, wires, group in (("input", cfg.inputs, self._inputs),
                                    ("output", cfg.outputs, self._outputs)):
             for wire in wires:
@@ -152,12 +226,17 @@ class Bench(Rig):
     def _identify(self) -> None:
         cfg = self.config
         for unit in self._units:
-            self._record_identity(cfg.instruments[unit.name], unit.driver.identify())
+            try:
+                identity = unit.driver.identify()
+            except ProtocolError as exc:
+                self._deaf[unit.name] = str(exc).removeprefix(f"{unit.label}: ")
+                raise
+            self._record_identity(cfg.instruments[unit.name], identity)
         if self._dmm is not None:
             self._record_identity(cfg.dmm, self._dmm.identify())
         for name, board in self._boards.items():
             inst = cfg.instruments[name]
-            identity = board.connect()
+            identity = board.connect(inst["boot_wait_s"])
             self._record_identity(inst, identity)
             if inst["model"] is not None and identity.model != inst["model"]:
                 raise BenchError(f"{name}: *IDN? names model {identity.model!r}; the bench file "
@@ -166,6 +245,10 @@ class Bench(Rig):
             if info.channels != inst["channels"]:
                 raise BenchError(f"{name}: the board reports {info.channels} channels (INFO?); "
                                  f"the bench file says channels = {inst['channels']}")
+            if info.watchdog_s < inst["watchdog_s"]:
+                raise BenchError(f"{name}: the board's watchdog fires after {info.watchdog_s:g} s "
+                                 f"(INFO? WDT); the bench file says watchdog_s = "
+                                 f"{inst['watchdog_s']:g} s, and its heartbeat is paced for that")
             for channel, cal in cfg.calibration.get(name, {}).items():
                 if cal.code_max > info.code_max or cal.code_min < info.code_min:
                     raise BenchError(f"{name}: channel {channel} is calibrated for codes "
@@ -186,17 +269,26 @@ class Bench(Rig):
     def _setup(self, clear_watchdog: bool) -> None:
         for name, board in self._boards.items():
             status = board.status()
+            if status.shutdown:
+                raise BenchError(f"{name}: SHDN is asserted (STAT?): the potentiometers are in "
+                                 "hardware shutdown, every channel about 0 ohm; release the "
+                                 "board's SHDN line before opening the bench")
             if status.tripped:
                 if not clear_watchdog:
                     raise BenchError(f"{name}: the board's watchdog has tripped since it was last "
                                      "cleared (a host stopped talking to it while codes were set); "
                                      "its codes went to the safe code. Open with clear_watchdog "
-                                     "(hwlearn: --clear-watchdog) to acknowledge")
+                                     "(hwlearn bench check / hwlearn run: --clear-watchdog) to "
+                                     "acknowledge")
                 board.clear_watchdog()
+            if status.booted:
+                # Opening the port restarts an Arduino; the board proves its power-up state.
+                board.acknowledge_boot()
+            self._board_restarts[name] = board.restarts
             wired = sorted(self.config.calibration.get(name, {}))
             self._held[name] = board.read_codes(wired) if wired else {}
-            period = self.config.instruments[name]["heartbeat_s"]
-            board.start_heartbeat(period)
+            inst = self.config.instruments[name]
+            board.start_heartbeat(inst["heartbeat_s"] or inst["watchdog_s"] / 4)
         for unit in self._units:
             unit.setup()
         if self._dmm is not None:
@@ -204,8 +296,7 @@ class Bench(Rig):
             transport = self._transports[dmm.name]
             with transport.batch():
                 self._dmm.reset()
-                self._dmm.configure([w.channel for w in self.config.mux], dmm["volt_range"],
-                                    dmm["nplc"])
+                self._dmm.configure(self._scan_channels(), dmm["volt_range"], dmm["nplc"])
 
     def _abandon(self) -> None:
         """After a failed open: make safe whatever was reached, then close everything."""
@@ -214,11 +305,84 @@ class Bench(Rig):
         finally:
             self._close_links()
 
-    def close(self) -> list[str]:
+    def _reconnect(self, name: str, reason: Exception) -> bool:
+        """After a lost link: open it again, verify the instrument (identity, command set,
+        serial) and bring it back to what the bench expects (a unit or the scanner set up
+        afresh; a board's restart acknowledged and its codes restored). True if that worked."""
+        self.faults.report(fault.DISCONNECT, name, str(reason))
+        inst = self.config.instruments[name]
+        try:
+            transport = self._transports[name]
+            if inst.kind == "board":
+                self._boards[name].stop_heartbeat()
+            transport.reopen()
+            if inst.kind == "smu" and name in {u.name for u in self._units}:
+                unit = next(u for u in self._units if u.name == name)
+                self._record_identity(inst, unit.driver.identify())
+                unit.setup()
+                unit.forget()
+            elif inst.kind == "dmm":
+                self._record_identity(inst, self._dmm.identify())
+                with transport.batch():
+                    self._dmm.reset()
+                    self._dmm.configure(self._scan_channels(), inst["volt_range"], inst["nplc"])
+            elif inst.kind in ("matrix", "smu"):  # a subclass's own (a crossbar's matrix, programmer)
+                self._reconnect_other(name, inst)
+            else:
+                board = self._boards[name]
+                self._record_identity(inst, board.connect(inst["boot_wait_s"]))
+                self._recover_board(name)
+                board.start_heartbeat(inst["heartbeat_s"] or inst["watchdog_s"] / 4)
+        except (InstrumentError, HwlearnError) as exc:
+            self.faults.report(fault.RECONNECT, name, f"reconnecting failed: {exc}", recovered=False)
+            return False
+        self.faults.report(fault.RECONNECT, name, "link opened again; identity and state verified")
+        return True
+
+    def _scan_channels(self) -> list[int]:
+        """The voltmeter channels the bench scans: those of [wiring.mux]."""
+        return [w.channel for w in self.config.mux]
+
+    def _reconnect_other(self, name: str, inst: InstrumentConfig) -> None:
+        """Verify and set up again an instrument the base bench does not know (a subclass's)."""
+        raise BenchError(f"{name}: no way to set up a {inst.driver} again after a lost link")
+
+    def _recover_board(self, name: str) -> None:
+        """A board that restarted, or whose watchdog fired while this host was silent: verify it
+        holds the safe code everywhere and is out of shutdown, acknowledge (CLR), then write back
+        the codes the bench held (verified by read-back). A board that did neither is left as
+        it is."""
+        board = self._boards[name]
+        status = board.status()
+        if status.booted or status.tripped:
+            board.acknowledge_boot()
+            held = {ch: c for ch, c in self._held.get(name, {}).items() if c != board.info.safe_code}
+            if held:
+                board.write_codes(held)
+            what = (f"the board restarted (reset cause {status.reset_cause})" if status.booted else
+                    "the board's watchdog fired (this host was silent longer than its timeout)")
+            self.faults.report(fault.REBOOT if status.booted else fault.WATCHDOG, name,
+                               f"{what}; verified at the safe code, acknowledged, {len(held)} codes "
+                               "restored")
+        board.attention = None
+        self._board_restarts[name] = board.restarts
+
+    def _check_boards(self) -> None:
+        """Before the bench relies on the boards' codes: a board whose boot announcement or
+        trip was seen since the last look (by its heartbeat, or any request), or that has been
+        silent for half its watchdog timeout (it may have tripped meanwhile), is asked and, if
+        it restarted or tripped, recovered."""
+        for name, board in self._boards.items():
+            with board.transport.lock:  # a heartbeat in flight finishes (and says what it saw) first
+                silent = time.monotonic() - board.last_contact > self.config.instruments[name]["watchdog_s"] / 2
+                if board.restarts != self._board_restarts.get(name, 0) or board.attention or silent:
+                    self._recover_board(name)
+
+    def close(self) -> SafeStateReport:
         """safe_state(), stop the heartbeats, close every link. Idempotent; returns the
-        safe-state failures."""
+        safe-state report (which iterates over the failures)."""
         if self._closed:
-            return list(self.safe_state_failures)
+            return self.last_safe_state
         try:
             with self.round_trips.call("close"):
                 return self.safe_state()
@@ -317,7 +481,7 @@ class Bench(Rig):
         """Bring every unit to its staged state now (measure() does this itself)."""
         with self.round_trips.call("apply"):
             self._check_open("apply")
-            self._guard("apply", lambda: self._apply_staged(join_check=False))
+            self._guard("apply", lambda: self._apply_staged(self._safe_generation, join_check=False))
 
     def measure(self, edges) -> np.ndarray:
         with self.round_trips.call("measure"):
@@ -354,32 +518,66 @@ class Bench(Rig):
             self._guard("program", lambda: self._write_codes(codes))
             return np.array([self._held_ohms(edge) for edge in edges.tolist()])
 
-    def safe_state(self) -> list[str]:
-        """Every source ramped to 0 V / 0 A and off, relays open, boards at the safe code.
-        Idempotent. A failing instrument is logged and returned (also kept in
-        ``safe_state_failures``); the others are still made safe; nothing is raised."""
+    def safe_state(self) -> SafeStateReport:
+        """Every source ramped to 0 V / 0 A and off, relays open, boards at the safe code: all
+        instruments at once, each within its own bound (its safe-state exchanges times its
+        timeout, plus one re-synchronisation, twice: a timed-out safe state is tried once more).
+        Idempotent; never raises. Returns the report
+        (also ``last_safe_state``); every instrument not made safe is logged, listed in
+        ``safe_state_failures`` and reported as a ``safe_state_failed`` fault."""
         if self._closed:
-            return list(self.safe_state_failures)  # close() made the bench safe and released its links
+            return self.last_safe_state  # close() made the bench safe and released its links
         self._safe_generation += 1
         # A second Ctrl-C must not leave a source half-ramped: interrupts wait until the end.
         with deferred_interrupts(), self.round_trips.call("safe_state"):
-            failures = []
+            call = self.round_trips.current
+            actions = {}
 
-            def attempt(what: str, action) -> None:
-                try:
-                    action()
-                except Exception as exc:  # never past one instrument: the rest must be safe too
-                    log.error("safe state of %s failed: %s", what, exc)
-                    failures.append(f"{what}: {exc}")
+            def within(name: str, action):
+                def run() -> None:
+                    with self.round_trips.call(call, counted=False):
+                        try:
+                            action()
+                        except InstrumentTimeout:
+                            # One lost or late reply must not leave a source on: the next
+                            # exchange re-synchronises the link (a frozen instrument fails that
+                            # too), and the safe state, which reads the actual state first,
+                            # starts over.
+                            action()
+                inst = self.config.instruments[name]
+                bound = 2 * (SAFE_STATE_EXCHANGES[inst.kind] * inst.timeout_s + RESYNC_WAIT_S) + 1.0
+                return run, bound
 
             for unit in self._units:
-                attempt(unit.name, unit.safe_state)
+                action = unit.safe_state if unit.name not in self._deaf else \
+                    lambda why=self._deaf[unit.name]: _not_commanded(why)
+                actions[unit.name] = within(unit.name, action)
             if self._dmm is not None:
-                attempt(self._dmm.name, self._dmm_safe_state)
+                actions[self._dmm.name] = within(self._dmm.name, self._dmm_safe_state)
             for name, board in self._boards.items():
-                attempt(name, lambda n=name, b=board: self._board_safe_state(n, b))
-            self.safe_state_failures = failures
-        return list(failures)
+                actions[name] = within(name, lambda n=name, b=board: self._board_safe_state(n, b))
+            actions.update(self._safe_actions(within))
+            report = make_safe(actions)
+            after = self._safe_actions_after(within, report)
+            if after:
+                second = make_safe(after)
+                report = SafeStateReport(report.outcomes + second.outcomes, report.seconds + second.seconds)
+        self.last_safe_state = report
+        self.safe_state_failures = [f"{o.instrument}: {o.detail}" for o in report.failures]
+        for outcome in report.failures:
+            log.error("safe state of %s failed: %s", outcome.instrument, outcome.detail)
+            self.faults.report(fault.SAFE_STATE, outcome.instrument, outcome.detail, recovered=False)
+        return report
+
+    def _safe_actions(self, within) -> dict:
+        """Safe states of instruments a subclass adds, run with the others at once:
+        name -> within(name, action)."""
+        return {}
+
+    def _safe_actions_after(self, within, first: SafeStateReport) -> dict:
+        """Safe states to run once the first group has ended (a switch matrix, opened only
+        after every source is off): name -> within(name, action)."""
+        return {}
 
     def idle(self) -> None:
         """Every source ramped to 0 and off, the boards keeping their codes (a pause)."""
@@ -394,10 +592,28 @@ class Bench(Rig):
         the limits in force, each instrument's setup and the board's network."""
         return {"kind": "bench", "description": f"bench {self.config.name!r} ({len(self.identities)} instruments)",
                 "bench": self.config.name, "instruments": dict(self.identities),
-                **report.setup(self.config, self.identities)}
+                **bench_report.setup(self.config, self.identities)}
 
     def health(self) -> dict[str, dict]:
-        return report.health(self)
+        return bench_report.health(self)
+
+    def holds(self) -> list[str]:
+        """A board silent for longer than its watchdog timeout (its heartbeat lost: its codes
+        went to the safe code) or a link that could not be opened again holds the run."""
+        if self._closed:
+            return []
+        found = []
+        now = time.monotonic()
+        for name, board in self._boards.items():
+            watchdog_s = self.config.instruments[name]["watchdog_s"]
+            silent = now - board.last_contact
+            if board.last_contact and silent > watchdog_s:
+                found.append(f"{name}: no heartbeat reply for {silent:.1f} s (its watchdog trips after "
+                             f"{watchdog_s:g} s)")
+        for name, transport in self._transports.items():
+            if transport.closed:
+                found.append(f"{name}: its link is closed")
+        return found
 
     # ================================================================== internals
     def _check_open(self, call: str) -> None:
@@ -410,15 +626,48 @@ class Bench(Rig):
         except HwlearnError as exc:
             raise RigError(f"{call}: {exc}") from None
 
-    @staticmethod
-    def _guard(call: str, action):
-        """Instrument errors surface as RigError naming the call (the Rig's one error type)."""
+    def _guard(self, call: str, action, timeouts_left: int = CALL_RETRIES_AFTER_TIMEOUT):
+        """Instrument errors surface as RigError naming the call (the Rig's one error type). A
+        lost link is opened again and verified once, and the call tried again. A call cut short
+        by a timeout is tried again (up to CALL_RETRIES_AFTER_TIMEOUT times): its link has been
+        re-synchronised, so no late reply can be taken for a new one, and a source whose
+        transition was cut short starts over from a switch-off; nothing measured before the
+        timeout is returned."""
         try:
             return action()
         except RigError:
             raise
+        except InstrumentTimeout as exc:
+            if timeouts_left <= 0 or exc.instrument not in self._transports:
+                raise RigError(f"{call}: {exc}") from exc
+            self._after_timeout(call, exc.instrument)
+            return self._guard(call, action, timeouts_left - 1)
+        except TransportError as exc:
+            if exc.instrument not in self._transports:
+                raise RigError(f"{call}: {exc}") from exc
+            if not self._reconnect(exc.instrument, exc):
+                raise RigError(f"{call}: {exc}; reconnecting failed") from exc
+            try:
+                return action()
+            except RigError:
+                raise
+            except InstrumentError as again:
+                raise RigError(f"{call}: {again}") from again
         except InstrumentError as exc:
             raise RigError(f"{call}: {exc}") from exc
+
+    def _after_timeout(self, call: str, name: str) -> None:
+        """Before a call that timed out on ``name`` is tried again: its link re-synchronised now,
+        so every late reply has been read and discarded and the instrument has done everything
+        it was sent (a scan taken before that could see a source not yet at its level); a source
+        on it is taken as unknown and brought to its state again from a switch-off."""
+        try:
+            self._transports[name].resync()
+        except InstrumentError as exc:
+            raise RigError(f"{call}: {exc}") from exc
+        for unit in self._units:
+            if unit.name == name:
+                unit.doubt()
 
     def _stage(self, call: str, states: dict[SourceUnit, SourceState]) -> None:
         for unit, state in states.items():
@@ -430,6 +679,10 @@ class Bench(Rig):
             raise RigError(f"{call}: the sources' worst-case power would be {total:g} W, above "
                            f"bench.max_total_watts = {self.config.max_total_watts:g} W; nothing "
                            "was sent")
+        problem = self._ratings.predicted_problem({u: states.get(u, u.requested) for u in self._units},
+                                                  self.resistances())
+        if problem:
+            raise RigError(f"{call}: the staged sources {problem}; nothing was sent")
         for unit, state in states.items():
             unit.requested = state
 
@@ -438,58 +691,72 @@ class Bench(Rig):
             raise RigError(f"{call}: safe_state() was called meanwhile (an emergency stop?); "
                            "stopped before the next exchange, no value is returned")
 
-    def _apply_staged(self, join_check: bool) -> set[SourceUnit]:
+    def _apply_staged(self, generation: int, join_check: bool) -> set[SourceUnit]:
         """Every unit whose staged state differs gets its commands and a confirming query in one
         exchange; with ``join_check`` the last changed input ends with its compliance query
         instead (all other changes are confirmed executed before it). Returns the units whose
         compliance was so checked."""
-        generation = self._safe_generation
         pending = [u for u in self._units if u.pending]
         joined = None
         if join_check:
-            joined = next((u for u in reversed(pending) if u.role == "input" and u.needs_query), None)
+            # Not a unit that switches on: its relay must settle before it measures.
+            joined = next((u for u in reversed(pending) if u.role == "input" and u.needs_query
+                           and not u.switches_on), None)
         checked = set()
         for unit in [u for u in pending if u is not joined] + ([joined] if joined else []):
-            self._still_wanted(generation, "apply")
+            switching_on = unit.switches_on
             with unit.transport.batch():
+                # Checked holding the unit's lock, which its safe state needs too: either the
+                # safe state began before (stop here) or it waits for this line.
+                self._still_wanted(generation, "apply")
                 unit.apply()
                 if unit is joined:
                     unit.check()
                     checked.add(unit)
                 else:
                     unit.confirm()
+            if switching_on:
+                unit.driver.restart_settling()  # the line with :OUTP ON has been executed now
         return checked
 
     def _measure(self, edges: np.ndarray) -> np.ndarray:
         generation = self._safe_generation
-        checked = self._apply_staged(join_check=True)
+        self._check_boards()
+        checked = self._apply_staged(generation, join_check=True)
         current_units = [u for u in self._outputs if u.applied.on and u.applied.function == "CURR"]
         scanned = sorted(set(edges.tolist()) | {u.edge for u in current_units})
-        self._still_wanted(generation, "measure")
-        volts = self._scan(scanned) if scanned else {}
+        for unit in self._units:
+            unit.driver.wait_settled()  # output relays closed by this measurement
+        volts = self._scan(scanned, generation) if scanned else {}
+        problem = self._ratings.measured_problem(volts, self.resistances())
+        if problem:
+            raise RigError(f"measure: the scan {problem}; no value is returned")
         for unit in self._units:
             if unit not in checked and unit.applied.on and unit.applied.function == "VOLT":
-                self._still_wanted(generation, "measure")
-                unit.check(release=unit.role == "output")
+                with unit.transport.lock:
+                    self._still_wanted(generation, "measure")
+                    unit.check(release=unit.role == "output")
         self._still_wanted(generation, "measure")
         for unit in current_units:
             problem = unit.current_mode_problem(volts[unit.edge], self.config.compliance_margin)
             if problem:
-                raise RigError(f"measure: {problem}; no value is returned")
+                raise ReadingRefused(f"measure: {problem}; no value is returned", "compliance")
         return np.array([volts[e] for e in edges.tolist()], dtype=float)
 
-    def _scan(self, edges: list[int]) -> dict[int, float]:
+    def _scan(self, edges: list[int], generation: int | None = None) -> dict[int, float]:
         """Resistor volts (v = p[a] - p[b] - s, by each channel's polarity) from one scan."""
         wires = [self._mux[e] for e in edges]
         transport = self._transports[self.config.dmm.name]
         try:
             with transport.batch():
+                if generation is not None:
+                    self._still_wanted(generation, "measure")
                 readings = self._dmm.measure([w.channel for w in wires])
         except ReadingError as exc:
             bad = ", ".join(f"channel {w.channel} spans {w.edge_name}" for w in wires
-                            if f"channel {w.channel} " in str(exc))
-            raise RigError(f"measure: the scan read an overrange or NaN value: {exc}"
-                           f"{f' ({bad})' if bad else ''}; no value is returned") from exc
+                            if w.channel in exc.channels)
+            raise ReadingRefused(f"measure: the scan read an overrange or NaN value: {exc}"
+                                 f"{f' ({bad})' if bad else ''}; no value is returned", "overrange") from exc
         volts = {w.edge: w.polarity * float(v) for w, v in zip(wires, readings)}
         self.last_scan = volts
         return volts
@@ -501,7 +768,11 @@ class Bench(Rig):
             if not changes:
                 continue  # every code already held: nothing to write
             try:
-                board.write_codes(changes)
+                try:
+                    board.write_codes(changes)
+                except (BoardRebooted, WatchdogTripped):
+                    self._recover_board(name)  # verified and the held codes restored first
+                    board.write_codes(changes)
             except WatchdogTripped as exc:
                 self._held[name] = board.read_codes(sorted(held))
                 raise RigError(f"program: {exc}") from exc
@@ -525,46 +796,79 @@ class Bench(Rig):
     # ================================================================== verification
     def verify_safe(self) -> list[str]:
         """Ask every instrument whether it is safe (output off at level 0, no relay closed,
-        every board channel at the safe code); returns what is not, empty if all is safe."""
+        every board channel at the safe code and no hardware shutdown), through the drivers'
+        own readings; returns what is not safe, empty if all is."""
         problems = []
         with self.round_trips.call("verify_safe"):
-            for unit in self._units:
-                d, t = unit.driver, unit.transport
+            drivers = [(unit.name, unit.driver) for unit in self._units]
+            drivers += [(self._dmm.name, self._dmm)] if self._dmm is not None else []
+            drivers += list(self._boards.items())
+            drivers += self._other_drivers()
+            for name, driver in drivers:
                 try:
-                    function = t.query(d.FUNCTION_QUERY).strip().strip('"').upper()[:4]
-                    level = float(t.query(d.LEVEL_QUERY["CURR" if function == "CURR" else "VOLT"]))
-                    output = t.query(d.OUTPUT_QUERY).strip()
-                    if output != "0" or level != 0.0:
-                        problems.append(f"{unit.name}: output {'on' if output == '1' else output}, "
-                                        f"level {level:g}")
-                except (InstrumentError, ValueError) as exc:
-                    problems.append(f"{unit.name}: cannot read its state: {exc}")
-            if self._dmm is not None:
-                try:
-                    listed = scan_list(self._dmm.channels)
-                    closed = self._transports[self._dmm.name].query(f"ROUT:CLOS? {listed}")
-                    shut = [ch for ch, flag in zip(self._dmm.channels, closed.split(",")) if flag.strip() == "1"]
-                    if shut:
-                        problems.append(f"{self._dmm.name}: relays {shut} are closed")
+                    problems += driver.unsafe()
                 except InstrumentError as exc:
-                    problems.append(f"{self._dmm.name}: cannot read its relays: {exc}")
-            for name, board in self._boards.items():
-                try:
-                    held = board.read_codes()
-                    wrong = {ch: c for ch, c in held.items() if c != board.info.safe_code}
-                    if wrong:
-                        problems.append(f"{name}: channels {wrong} are not at the safe code "
-                                        f"{board.info.safe_code}")
-                except InstrumentError as exc:
-                    problems.append(f"{name}: cannot read its codes: {exc}")
+                    problems.append(f"{name}: cannot read its state: {exc}")
         return problems
+
+    def _other_drivers(self) -> list[tuple[str, object]]:
+        """(name, driver) of instruments a subclass adds, for verify_safe (each has unsafe())."""
+        return []
 
     def scan_idle(self) -> dict[str, float]:
         """One scan of every mux channel without touching the sources (bench check): channel
         wiring -> volts. Raises RigError on an overrange or NaN reading."""
         with self.round_trips.call("scan_idle"):
-            volts = self._guard("scan", lambda: self._scan([w.edge for w in self.config.mux]))
+            volts = self._guard("scan", lambda: self._scan(sorted(self._mux)))
         return {self.network.edge_names[e]: v for e, v in volts.items()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The calibrated ohms of every edge and, per tunable edge, the code its board channel
+        holds (NaN elsewhere): what a resume compares the bench with."""
+        codes = np.full(self.network.n_edges, np.nan)
+        for edge, wire in self._board_wire.items():
+            if wire.channel in self._held.get(wire.board, {}):
+                codes[edge] = self._held[wire.board][wire.channel]
+        return {"known_ohms": self.resistances(), "codes": codes}
+
+    def differences(self, snapshot: dict[str, np.ndarray]) -> list[str]:
+        """What the boards hold, read back now, against ``snapshot``: one line per tunable edge
+        whose code (or, for a snapshot without codes, calibrated ohms) differs for a reason the
+        bench does not know. A channel at its board's safe code is not one: every end of a run
+        (a stop, a crash that tripped the watchdog, a restart) leaves the boards there, and a
+        resume writes the checkpoint's codes over it."""
+        held = self.board_codes()
+        for name, codes in held.items():
+            self._held[name].update(codes)
+        known = np.asarray(snapshot["known_ohms"], dtype=float)
+        target = np.asarray(snapshot.get("codes", np.full(self.network.n_edges, np.nan)), dtype=float)
+        differences = []
+        for edge, wire in sorted(self._board_wire.items()):
+            now, name = held.get(wire.board, {}).get(wire.channel), self.network.edge_names[edge]
+            if now == self._boards[wire.board].info.safe_code:
+                continue
+            if np.isfinite(target[edge]):
+                if now != int(target[edge]):
+                    differences.append(f"{name} ({wire.board} channel {wire.channel}) holds code {now}, the "
+                                       f"checkpoint has {int(target[edge])}")
+            elif now is not None and not np.isclose(self._held_ohms(edge), known[edge], rtol=1e-9, atol=0.0):
+                differences.append(f"{name} holds {self._held_ohms(edge):.6g} ohm, the checkpoint has "
+                                   f"{known[edge]:.6g} ohm")
+        return differences
+
+    def restore(self, snapshot: dict[str, np.ndarray], reprogram: bool = False) -> None:
+        """Back to a checkpoint: the snapshot's values written and verified. A channel that holds
+        neither them nor the safe code (differences()) is refused unless ``reprogram``
+        (RigError listing every one): the operator decides whether the bench may be changed."""
+        differences = self.differences(snapshot)
+        if differences and not reprogram:
+            raise RigError(f"the bench does not hold the checkpoint ({len(differences)} differences: "
+                           + "; ".join(differences) + "); nothing was written. Resume with --reprogram to "
+                           "write the checkpoint's values")
+        if differences:
+            log.warning("resume: writing the checkpoint's values over %d differences: %s", len(differences),
+                        "; ".join(differences))
+        super().restore(snapshot, reprogram=True)
 
     def board_codes(self) -> dict[str, dict[int, int]]:
         """The codes each board holds on its wired channels, read back now."""

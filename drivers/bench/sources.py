@@ -22,6 +22,7 @@ checks every limit and ramps every level change.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from drivers.instruments.errors import ComplianceError, ReadingError
 from drivers.instruments.exchanges import JoiningTransport
 from drivers.instruments.keithley24xx import KeithleySourceMeter, SmuReading
 from hwlearn.config.bench import InstrumentConfig, SourceWire
-from hwlearn.rig import RigError
+from hwlearn.supervision import ReadingRefused
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,12 @@ class SourceUnit:
         return self.requested != self.applied
 
     @property
+    def switches_on(self) -> bool:
+        """The pending transition closes the output (and, in the high-impedance off state, its
+        relay, which then needs time to settle)."""
+        return self.requested.on and not self.applied.on
+
+    @property
     def needs_query(self) -> bool:
         """A unit sourcing volts is in compliance when its current reaches the limit, which only
         the unit itself can tell: it must be asked after every measurement's last change."""
@@ -140,6 +147,16 @@ class SourceUnit:
             d.reset()
             d.set_output_off_mode("HIMP")
             d.configure(self.applied.function, self.compliance[self.applied.function])
+
+    def doubt(self) -> None:
+        """After a timeout on this unit's link: what it holds is not known, so the next apply()
+        starts over from a switch-off and a fresh configuration."""
+        self.applied = UNKNOWN
+
+    def forget(self) -> None:
+        """After setup() on a reconnected instrument: it rests off at 0, and the state asked
+        for is still to be applied."""
+        self.applied = SourceState(self.applied.function, 0.0, False)
 
     def apply(self) -> None:
         """Send (into the current batch) what takes the instrument from ``applied`` to
@@ -183,20 +200,18 @@ class SourceUnit:
         function, sourcing = self.applied.function, self.applied.describe()
         try:
             if release:
-                with self.transport.capture() as tail:
-                    d.output_off()
+                # Off once the line has gone out, whatever the reading says.
                 self.applied = self.open_state_for(function)
-                reply = self.transport.query(d.MEASURE, timeout_s=d.measure_timeout_s, then=tail)
-                self.last_reading = d.reading_from_reply(reply, function)
+                self.last_reading = d.measure_then_off()
             else:
                 self.last_reading = d.measure()
             return self.last_reading
         except ComplianceError as exc:
-            raise RigError(f"measure: {self.label} is in compliance sourcing {sourcing}: {exc}; "
-                           "no value is returned") from exc
+            raise ReadingRefused(f"measure: {self.label} is in compliance sourcing {sourcing}: {exc}; "
+                                 "no value is returned", "compliance") from exc
         except ReadingError as exc:
-            raise RigError(f"measure: {self.label} reads an overrange or NaN value: {exc}; no "
-                           "value is returned") from exc
+            raise ReadingRefused(f"measure: {self.label} reads an overrange or NaN value: {exc}; no "
+                                 "value is returned", "overrange") from exc
 
     @staticmethod
     def open_state_for(function: str) -> SourceState:
@@ -214,9 +229,17 @@ class SourceUnit:
         return None
 
     def safe_state(self) -> None:
+        """The driver's safe state in one joined line. If it fails (the unit does not answer),
+        ``:OUTP OFF`` is still sent on its own, for an instrument that hears but cannot reply."""
         self.transport.discard()
-        with self.transport.batch():
-            self.driver.safe_state()
+        try:
+            with self.transport.batch():
+                self.driver.safe_state()
+        except BaseException:
+            self.applied = UNKNOWN
+            with contextlib.suppress(Exception):
+                self.driver.output.write(False)
+            raise
         self.applied = SourceState(self.applied.function, 0.0, False)
         self.requested = self.rest_state()
 

@@ -36,7 +36,13 @@ class ProtocolError(InstrumentError):
 
 
 class ReadingError(InstrumentError):
-    """A reading that must not reach a learning rule: overrange or not a number."""
+    """A reading that must not reach a learning rule: overrange or not a number.
+
+    ``channels`` lists the scan channels that read so (empty for a single-reading instrument)."""
+
+    def __init__(self, instrument: str, message: str, channels=()):
+        super().__init__(instrument, message)
+        self.channels = tuple(channels)
 
 
 class ComplianceError(ReadingError):
@@ -50,9 +56,30 @@ class ComplianceError(ReadingError):
 
 
 class VerifyError(InstrumentError):
-    """A value written to the instrument did not read back as written."""
+    """A value written to the instrument did not read back as written.
+
+    ``channels`` maps each channel that differs to (written, read back)."""
+
+    def __init__(self, instrument: str, message: str, channels=None):
+        super().__init__(instrument, message)
+        self.channels = dict(channels or {})
 
 
 class WatchdogTripped(InstrumentError):
     """The resistor board's watchdog fired: every channel went to the safe code and the board
     refuses new codes until the host acknowledges with clear_watchdog()."""
+
+
+class SafeStateError(InstrumentError):
+    """An instrument could not be brought to its safe state (or not within its time)."""
+
+
+class BoardRebooted(InstrumentError):
+    """The resistor board restarted (power, its USB port opened, its MCU watchdog): every
+    channel holds the safe code and the board refuses codes until it has been verified and
+    acknowledged (ResistorBoard.acknowledge_boot()). ``cause`` is the reported reset cause (POR,
+    EXT, BOR, WDT, OTHER) when the board announced it, else None."""
+
+    def __init__(self, instrument: str, message: str, cause: str | None = None):
+        super().__init__(instrument, message)
+        self.cause = cause

@@ -37,17 +37,26 @@ class RoundTrips:
         self._calls: Counter[str] = Counter()
 
     @contextmanager
-    def call(self, name: str) -> Iterator[None]:
+    def call(self, name: str, *, counted: bool = True) -> Iterator[None]:
+        """Count this thread's exchanges for Rig call ``name``; ``counted=False`` lends the
+        name to a helper thread of a call already counted (the safe state's per-instrument
+        threads)."""
         outer = getattr(self._local, "call", None)
         if outer is None:  # a nested call (close -> safe_state) counts for the outer one
             self._local.call = name
-            with self._lock:
-                self._calls[name] += 1
+            if counted:
+                with self._lock:
+                    self._calls[name] += 1
         try:
             yield
         finally:
             if outer is None:
                 self._local.call = None
+
+    @property
+    def current(self) -> str | None:
+        """The Rig call this thread is working for, if any."""
+        return getattr(self._local, "call", None)
 
     def count(self, instrument: str) -> None:
         call = getattr(self._local, "call", None) or BACKGROUND
@@ -120,6 +129,22 @@ class CountingTransport:
     def drain(self) -> list[str]:
         return self.inner.drain()
 
+    def set_marker(self, query: str, reply: str) -> None:
+        self.inner.set_marker(query, reply)
+
+    def resync(self, failed: str | None = None) -> int:
+        return self.inner.resync(failed)
+
+    def report_fault(self, kind: str, detail: str, *, recovered: bool = True) -> None:
+        self.inner.report_fault(kind, detail, recovered=recovered)
+
+    @property
+    def faults(self):
+        return self.inner.faults
+
+    def reopen(self) -> None:
+        self.inner.reopen()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -130,6 +155,10 @@ class CountingTransport:
     @property
     def timeout_s(self) -> float:
         return self.inner.timeout_s
+
+    @property
+    def retries(self) -> int:
+        return self.inner.retries
 
 
 class JoiningTransport(CountingTransport):

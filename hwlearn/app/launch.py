@@ -16,7 +16,8 @@ def simulated_substrate(experiment: Experiment, backend: str = "auto") -> FastSi
     """The built-in simulated rig's fast path: whole batches through one factorisation."""
     return FastSimulation(experiment.network, experiment.ports, experiment.learnable,
                           make_device_model(experiment.config["device"]), experiment.initial_ohms,
-                          experiment.rngs["device"], backend)
+                          experiment.rngs["device"], backend,
+                          plan="probe" if experiment.config.get("plan") == "probe" else "per-sample")
 
 
 def simulated_rig(experiment: Experiment, backend: str = "auto") -> SimulatedRig:

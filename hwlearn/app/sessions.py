@@ -17,6 +17,7 @@ builds the experiment afresh from its config (a run consumes its random generato
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -25,18 +26,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drivers.bench import Bench
+import numpy as np
+
+from drivers.bench import Bench, CrossbarBench, bench_class, open_bench
 from hwlearn.app.launch import simulated_substrate
 from hwlearn.config import load_experiment
 from hwlearn.config.bench import BenchConfig, load_bench_file
+from hwlearn.config.probe import probe_limits, reading_accuracy
 from hwlearn.documents import Subscriber
 from hwlearn.engine import RunEngine
 from hwlearn.errors import ConfigError, HwlearnError
 from hwlearn.experiment import Experiment, build_experiment
 from hwlearn.plans import check_rule_on_rig
+from hwlearn.rig import RigError
 from hwlearn.rules import LinearResponse
+from hwlearn.rules.probe import probe_modes, probe_plan
+from hwlearn.rules.probe_design import design_probes
 from hwlearn.runstore import RunReader
 from hwlearn.solver import KirchhoffSolver
+from hwlearn.training.probing import ProbeSettings, choose_plan
 from hwlearn.training.rig_substrate import RigSubstrate
 from hwlearn.training.session import TrainingSession
 from simulator.virtual_bench import VirtualBench
@@ -65,12 +73,98 @@ def describe(experiment: Experiment, substrate_description: str) -> str:
 
 
 # ====================================================================== bench pieces
-def bench_substrate(bench, experiment: Experiment) -> RigSubstrate:
+def bench_substrate(bench, experiment: Experiment, probe: ProbeSettings | None = None,
+                    reprogram: bool = False) -> RigSubstrate:
     """The experiment on a bench: updates clipped to the device bounds, initial resistances
-    programmed when the run starts."""
+    programmed when the run starts, steps measured as ``probe`` says (default: the plan the
+    experiment asks for on this bench, without a twin's confirmation); a resume refuses a bench
+    that does not hold the checkpoint unless ``reprogram``."""
     dev = experiment.config["device"]
+    if probe is None:
+        probe = probe_settings(experiment, bench.config)
     return RigSubstrate(bench, experiment.ports, experiment.learnable, experiment.rule,
-                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms)
+                        bounds=(dev["r_min"], dev["r_max"]), initial_ohms=experiment.initial_ohms, probe=probe,
+                        reprogram=reprogram)
+
+
+def probe_settings(experiment: Experiment, bench_config: BenchConfig, plan: str | None = None,
+                   why: str = "") -> ProbeSettings:
+    """The experiment's [probe] keys with the bench's limits and voltmeter accuracy; ``plan``
+    resolved from the experiment file's ``plan`` (hwlearn.training.probing.choose_plan) unless
+    given. A 'probe' the bench cannot run raises PlanError naming the reason."""
+    cfg = experiment.config
+    if plan is None:
+        plan, why = choose_plan(cfg["plan"], experiment.rule, bench_class(bench_config)(bench_config).capabilities,
+                                experiment.ports, cfg["training"]["batch_size"], cfg["probe"]["repeats"])
+    return ProbeSettings(plan, why, cfg["probe"]["repeats"], cfg["probe"]["headroom"], cfg["probe"]["on_nonlinear"],
+                         probe_limits(bench_config), reading_accuracy(bench_config), seed=cfg["seeds"]["noise"])
+
+
+def bench_plan(experiment: Experiment, bench_config: BenchConfig, *, confirm_on_twin: bool,
+               headless: bool) -> ProbeSettings:
+    """How a bench run measures its steps. 'auto' resolved to the probe plan is confirmed on the
+    bench's twin first (``confirm_on_twin``: a real run): the first batch probed at the initial
+    resistances must pass the linearity check and every limit, else the per-sample plan, with
+    the reason. ``headless`` (hwlearn run): probe.on_nonlinear = 'pause' is refused, nobody
+    could resume it."""
+    settings = probe_settings(experiment, bench_config)
+    if settings.plan != "probe":
+        return settings
+    if headless and settings.on_nonlinear == "pause":
+        raise ConfigError(f"{experiment.source}: probe.on_nonlinear = 'pause' waits for an operator to resume, "
+                          "and hwlearn run is headless: nobody could; use 'per-sample' (the default: the step is "
+                          "measured again sample by sample) or 'fail', or run it from hwlearn gui")
+    if confirm_on_twin and experiment.config["plan"] == "auto":
+        passed, detail = confirm_linearity_on_twin(bench_config, experiment, settings)
+        if not passed:
+            return dataclasses.replace(settings, plan="per-sample",
+                                       why=f"plan = 'auto': the probe plan failed on the bench's twin: {detail}")
+        settings = dataclasses.replace(settings, why=f"{settings.why}; the bench's twin confirmed it: {detail}")
+    return settings
+
+
+def confirm_linearity_on_twin(bench_config: BenchConfig, experiment: Experiment,
+                              settings: ProbeSettings) -> tuple[bool, str]:
+    """The probe plan of the first training batch (unshuffled, clean targets) at the initial
+    resistances on the bench's twin: (linearity check passed and no limit refused, what was found)."""
+    batch = experiment.config["training"]["batch_size"]
+    data = experiment.task.train
+    x, y = data.x[:, :batch], data.y[:, :batch]
+    twin = _Twin(bench_config)
+    try:
+        substrate = bench_substrate(twin.bench, experiment, settings)
+        substrate.start()
+        known = substrate.resistances()
+        design = design_probes(settings.limits, experiment.ports, known, probe_modes(experiment.rule),
+                               headroom=settings.headroom, repeats=settings.repeats)
+        outcome = substrate.run(probe_plan(experiment.rule, experiment.ports, experiment.learnable, x, y, known,
+                                           design, settings.accuracy, np.random.default_rng(settings.seed)))
+    except RigError as exc:
+        return False, str(exc)
+    finally:
+        twin.close()
+    worst = max(check["max_ratio"] for check in outcome.summary["checks"])
+    if not outcome.linear:
+        return False, f"largest residual {worst:.3g} x its bound"
+    return True, f"largest residual {worst:.2g} of its bound"
+
+
+def compare_with_checkpoint(run_dir: Path, bench: Bench, *, reprogram: bool) -> None:
+    """Before a bench run is resumed (and its folder reopened): the instruments must be the ones
+    the run was made with, and the boards must hold the latest checkpoint's codes. Every
+    difference is listed; unless ``reprogram``, any difference refuses the resume (ConfigError)
+    and nothing is written to the bench."""
+    with RunReader(run_dir) as reader:
+        recorded = reader.metadata().get("instruments") or {}
+        checkpoint = reader.latest_checkpoint()
+    differences = [f"{name}: the run was made with {then!r}, the bench now reports {bench.identities.get(name)!r}"
+                   for name, then in recorded.items() if bench.identities.get(name) != then]
+    if checkpoint is not None:
+        differences += bench.differences(checkpoint.arrays)
+    if differences and not reprogram:
+        raise ConfigError(f"{run_dir}: the bench differs from the run's checkpoint: " + "; ".join(differences)
+                          + ". Nothing was written; resume with --reprogram to accept the bench and write the "
+                          "checkpoint's values")
 
 
 def bench_metadata(bench_config: BenchConfig, bench_file: str | Path, bench: Bench) -> dict:
@@ -81,13 +175,14 @@ def bench_experiment(config: dict, source: str, bench_config: BenchConfig) -> Ex
     """The experiment on the bench's network; the rule is refused here, before anything is
     opened, when the bench cannot run it (the missing capability named)."""
     experiment = build_experiment(config, source, network=bench_config.network)
-    check_rule_on_rig(experiment.rule, Bench(bench_config).capabilities, experiment.ports, experiment.learnable)
+    check_rule_on_rig(experiment.rule, bench_class(bench_config)(bench_config).capabilities, experiment.ports,
+                      experiment.learnable)
     return experiment
 
 
-class TwinBench(Bench):
-    """A Bench on the instruments of a virtual twin, which also knows the exact gradient at the
-    twin's true resistances (a real bench cannot): a dry run shows how well the rule agrees."""
+class _KnowsTheTwin:
+    """A bench on the instruments of a virtual twin also knows the exact gradient at the twin's
+    true resistances (a real bench cannot): a dry run shows how well the rule agrees."""
 
     twin: VirtualBench | None = None
 
@@ -96,6 +191,18 @@ class TwinBench(Bench):
             return None
         factorization = KirchhoffSolver(self.network).factorize(self.twin.circuit.true_resistances())
         return LinearResponse(factorization, ports, edges).exact_gradient(x, y)
+
+
+class TwinBench(_KnowsTheTwin, Bench):
+    """A Bench on a virtual twin's instruments (see _KnowsTheTwin)."""
+
+
+class TwinCrossbarBench(_KnowsTheTwin, CrossbarBench):
+    """A crossbar bench on a virtual twin's instruments (see _KnowsTheTwin)."""
+
+
+def twin_class(bench_config: BenchConfig) -> type[Bench]:
+    return TwinCrossbarBench if bench_config.crossbar is not None else TwinBench
 
 
 @dataclass
@@ -113,6 +220,8 @@ class DryRunReport:
     safe: bool
     status: str = "done"
     detail: str = ""
+    plan: dict = field(default_factory=dict)
+    linearity: dict = field(default_factory=dict)
 
     def text(self) -> str:
         lines = []
@@ -125,6 +234,14 @@ class DryRunReport:
         per_sample = self.round_trips / self.samples if self.samples else float("nan")
         lines.append(f"instrument round trips: {self.round_trips} in all, {per_sample:.1f} per training sample")
         lines += [f"  {call:<14} {count}" for call, count in sorted(self.by_call.items())]
+        if self.plan:
+            lines.append(f"plan {self.plan.get('plan')}: {self.plan.get('why')}")
+        if self.linearity.get("checks"):
+            lin = self.linearity
+            verdict = ("passed every time" if not lin["failed"] else
+                       f"FAILED {lin['failed']} time(s) (those steps measured per sample)")
+            lines.append(f"linearity check on the twin: {lin['checks']} checks, {verdict}; largest residual "
+                         f"{lin['worst_ratio']:.3g} of its bound")
         lines.append(f"final train loss {self.final_train_loss:.4e}; the emulated instruments ended safe: {self.safe}")
         return "\n".join(lines)
 
@@ -145,7 +262,8 @@ class _Twin:
         self.bench_config = bench_config
         self.virtual = VirtualBench(bench_config, twin=True).start()
         try:
-            self.bench = TwinBench.open(self.virtual.bench_config())
+            # The twin is on loopback, which pyvisa-py reaches on any machine.
+            self.bench = twin_class(bench_config).open(self.virtual.bench_config(), visa_library="pyvisa-py")
         except BaseException:
             self.virtual.stop()
             raise
@@ -162,22 +280,25 @@ class _Twin:
 
 
 def dry_run_on_twin(bench_config: BenchConfig, experiment: Experiment, epochs: int,
-                    views: Sequence[Subscriber] = (), signals: bool = True) -> DryRunReport:
+                    views: Sequence[Subscriber] = (), signals: bool = True,
+                    probe: ProbeSettings | None = None) -> DryRunReport:
     """Run ``epochs`` of the experiment on the bench's simulated twin, in this thread, recorded
-    in a temporary folder: every command goes through the real drivers and their limits. With
-    ``signals``, Ctrl-C and SIGTERM steer it (hwlearn.signals)."""
+    in a temporary folder: every command goes through the real drivers and their limits, and a
+    probe plan's linearity check runs at every step. With ``signals``, Ctrl-C and SIGTERM steer
+    it (hwlearn.signals)."""
     epochs = dry_run_epochs(experiment, epochs)
     started = time.monotonic()
     twin = _Twin(bench_config)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            session = TrainingSession(experiment, bench_substrate(twin.bench, experiment), Path(tmp) / "dry-run",
-                                      views=tuple(views))
+            substrate = bench_substrate(twin.bench, experiment, probe)
+            session = TrainingSession(experiment, substrate, Path(tmp) / "dry-run", views=tuple(views))
             result = session.run(signals=signals)
     finally:
         trips, by_call, safe = twin.close()
     return DryRunReport(bench_config.name, epochs, epochs * len(experiment.task.train), time.monotonic() - started,
-                        trips, by_call, result.metrics.get("train_loss", float("nan")), safe)
+                        trips, by_call, result.metrics.get("train_loss", float("nan")), safe,
+                        plan=dict(substrate.plan_info), linearity=dict(substrate.linearity))
 
 
 # ====================================================================== launched runs
@@ -256,8 +377,12 @@ class BenchPrepared:
         self.dry_run_epochs = dry_run_epochs
         experiment = bench_experiment(self.config, self.source, self.bench_config)
         self.title = f"{self.config['name']} on the bench {self.bench_config.name!r}"
-        self.details = describe(experiment, f"bench {self.bench_config.name!r} "
-                                f"({len(self.bench_config.instruments)} instruments, {self.bench_file})")
+        probe = probe_settings(experiment, self.bench_config)
+        confirm = " (the bench's twin confirms it when the run starts)" if (
+            probe.plan == "probe" and self.config["plan"] == "auto") else ""
+        self.details = (describe(experiment, f"bench {self.bench_config.name!r} "
+                                 f"({len(self.bench_config.instruments)} instruments, {self.bench_file})")
+                        + f"\nplan      {probe.plan}: {probe.why}{confirm}")
         self._dry_dirs: list[Path] = []
 
     def next_run_dir(self) -> Path:
@@ -270,11 +395,13 @@ class BenchPrepared:
         experiment = bench_experiment(config, self.source, self.bench_config)
         if dry_run:
             return self._launch_dry(experiment, views)
-        bench = Bench.open(self.bench_config)
+        probe = bench_plan(experiment, self.bench_config, confirm_on_twin=True, headless=False)
+        bench = open_bench(self.bench_config)
         try:
             metadata = bench_metadata(self.bench_config, self.bench_file, bench)
-            session = TrainingSession(experiment, bench_substrate(bench, experiment), run_dir or self.next_run_dir(),
-                                      metadata=metadata, synchronous="FULL", views=tuple(views))
+            session = TrainingSession(experiment, bench_substrate(bench, experiment, probe),
+                                      run_dir or self.next_run_dir(), metadata=metadata, synchronous="FULL",
+                                      views=tuple(views))
             launched = Launched(session.engine, session.run_dir, self.kind, False, self.title)
 
             def after():
@@ -296,10 +423,11 @@ class BenchPrepared:
         started = time.monotonic()
         folder = Path(tempfile.mkdtemp(prefix="hwlearn-dry-run-"))
         self._dry_dirs.append(folder)
+        probe = bench_plan(experiment, self.bench_config, confirm_on_twin=False, headless=False)
         twin = _Twin(self.bench_config)
         try:
-            session = TrainingSession(experiment, bench_substrate(twin.bench, experiment), folder / "dry-run",
-                                      views=tuple(views))
+            substrate = bench_substrate(twin.bench, experiment, probe)
+            session = TrainingSession(experiment, substrate, folder / "dry-run", views=tuple(views))
             launched = Launched(session.engine, session.run_dir, self.kind, True,
                                 f"dry run of {self.config['name']} on the simulated twin of {self.bench_config.name!r}")
 
@@ -312,7 +440,8 @@ class BenchPrepared:
                     loss = float("nan") if last is None else last[1]
                     report = DryRunReport(self.bench_config.name, epochs, epochs * len(experiment.task.train),
                                           time.monotonic() - started, trips, by_call, loss, safe,
-                                          status=engine.state, detail=engine.detail)
+                                          status=engine.state, detail=engine.detail,
+                                          plan=dict(substrate.plan_info), linearity=dict(substrate.linearity))
                     launched._report.append(report.text())
                 finally:
                     launched._done.set()

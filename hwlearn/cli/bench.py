@@ -18,21 +18,66 @@ def add_parser(sub) -> None:
                        "serial ports this machine sees; 'check' validates a bench file, opens every "
                        "instrument, prints identities, verifies wiring, limits and the safe state.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="VISA resources (pyvisa-py) and serial ports")
+    listing = verbs.add_parser("list", help="VISA resources and serial ports")
     listing.add_argument("--timeout", type=float, default=VISA_LIST_TIMEOUT_S, metavar="S",
                          help=f"give up on the VISA search after S seconds (default {VISA_LIST_TIMEOUT_S:g})")
+    add_visa_library(listing, "pyvisa-py")
     listing.set_defaults(run=run_list)
     check = verbs.add_parser("check", help="open every instrument of a bench file and check it")
     check.add_argument("bench_file", metavar="BENCH.toml")
     check.add_argument("--clear-watchdog", action="store_true",
                        help="acknowledge a tripped board watchdog instead of refusing the bench")
+    add_visa_library(check, "the bench file's bench.visa_library")
     check.set_defaults(run=run_check)
+    char = verbs.add_parser("characterise", aliases=["characterize"],
+                            help="measure a crossbar's devices' response to pulses and fit the device model",
+                            description="Open a crossbar bench ([crossbar]) and, for each device, RESET it to its "
+                            "floor, then read its conductance after every SET and RESET pulse of one amplitude; fit "
+                            "the simulator's device model to each trace, write calibration.json (name it in the "
+                            "bench file's [crossbar] calibration: the bench then programs each device within its "
+                            "own window, and its simulated twin emulates these devices) and characterisation.png "
+                            "(measured against fitted curves).")
+    char.add_argument("bench_file", metavar="BENCH.toml")
+    char.add_argument("--out", default="characterisation", metavar="DIR",
+                      help="folder of calibration.json and characterisation.png (default ./characterisation)")
+    char.add_argument("--volts", type=float, metavar="V",
+                      help="pulse amplitude, device volts (default: the middle of the SET amplitudes; within both "
+                      "crossbar.set_volts and crossbar.reset_volts)")
+    char.add_argument("--pulses", type=int, default=60, help="pulses of each polarity per cycle (default 60)")
+    char.add_argument("--cycles", type=int, default=1, help="SET then RESET runs per device (default 1)")
+    char.add_argument("--floor-pulses", type=int, metavar="N",
+                      help="RESET pulses before the first read (default: --pulses)")
+    char.add_argument("--devices", metavar="NAMES", help="comma-separated crosspoints (default: all tunable)")
+    char.add_argument("--count", type=int, metavar="N", help="the first N tunable crosspoints")
+    add_visa_library(char, "the bench file's bench.visa_library")
+    char.set_defaults(run=run_characterise)
+
+
+def add_visa_library(parser, default: str) -> None:
+    """``--visa-library NAME|PATH``: which VISA library opens the SCPI instruments."""
+    parser.add_argument("--visa-library", metavar="NAME|PATH",
+                        help="the VISA library: pyvisa-py, ni-visa (the system's IVI VISA, e.g. "
+                        f"NI-VISA) or the path of a VISA library file (default: {default})")
+
+
+def visa_library(args) -> str | None:
+    """The --visa-library value, checked as the bench file's key is; None if not given."""
+    from hwlearn.config.bench import check_visa_library
+    from hwlearn.errors import ConfigError
+
+    if args.visa_library is None:
+        return None
+    problem = check_visa_library(args.visa_library)
+    if problem:
+        raise ConfigError(f"--visa-library {args.visa_library!r}: {problem}")
+    return args.visa_library
 
 
 # ------------------------------------------------------------------------------ list
 def run_list(args) -> int:
-    visa, note = _visa_resources(args.timeout)
-    print("VISA resources (pyvisa-py):")
+    library = visa_library(args) or "pyvisa-py"
+    visa, note = _visa_resources(args.timeout, library)
+    print(f"VISA resources ({library}):")
     for resource in visa:
         print(f"  {resource}")
     if not visa:
@@ -46,9 +91,11 @@ def run_list(args) -> int:
     return 0
 
 
-def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
-    """pyvisa-py's resources, searched in a daemon thread: a discovery that hangs (a LAN search,
-    a stuck USB driver) costs at most ``timeout_s`` and never blocks the exit."""
+def _visa_resources(timeout_s: float, library: str) -> tuple[list[str], str]:
+    """The VISA library's resources, searched in a daemon thread: a discovery that hangs (a LAN
+    search, a stuck USB driver) costs at most ``timeout_s`` and never blocks the exit."""
+    from hwlearn.config.bench import visa_backend
+
     found: dict[str, object] = {}
 
     def search() -> None:
@@ -61,7 +108,7 @@ def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
             # that works without them is still the answer.
             warnings.filterwarnings("ignore", category=UserWarning, module="pyvisa_py")
 
-            manager = pyvisa.ResourceManager("@py")
+            manager = pyvisa.ResourceManager(visa_backend(library))
             try:
                 found["resources"] = list(manager.list_resources("?*"))
             finally:
@@ -75,7 +122,7 @@ def _visa_resources(timeout_s: float) -> tuple[list[str], str]:
     if thread.is_alive():
         return [], f"the search did not finish within {timeout_s:g} s"
     if "error" in found:
-        return [], f"pyvisa-py: {found['error']}"
+        return [], f"{library}: {found['error']}"
     return found.get("resources", []), ""
 
 
@@ -104,11 +151,12 @@ class Report:
 
 
 def run_check(args) -> int:
-    from drivers.bench import Bench
+    from drivers.bench import open_bench
     from hwlearn.config.bench import load_bench_file
     from hwlearn.errors import HwlearnError
     from hwlearn.rig import RigError
 
+    library = visa_library(args)
     print(f"bench check: {args.bench_file}")
     report = Report()
     try:
@@ -121,18 +169,22 @@ def run_check(args) -> int:
                f"{_names(net, net.inputs)}; outputs {_names(net, net.outputs)}; "
                f"{len(net.role('readable'))} readable, {len(net.role('tunable'))} tunable")
     try:
-        bench = Bench.open(config, clear_watchdog=args.clear_watchdog)
+        bench = open_bench(config, clear_watchdog=args.clear_watchdog, visa_library=library)
     except (HwlearnError, RigError) as exc:
         report.add("open", False, str(exc))
         return report.finish()
     try:
         _check_instruments(bench, report)
         _check_wiring(bench, report, RigError)
+        _check_crossbar(bench, report)
         _check_safe_state(bench, report)
     finally:
         bench.close()
     if bench.safe_state_failures:
         report.add("close", False, "; ".join(bench.safe_state_failures))
+    faults = bench.faults.counts
+    report.add("link faults", True, ", ".join(f"{n} {kind} on {name}" for (kind, name), n in
+                                             sorted(faults.items())) if faults else "none")
     return report.finish()
 
 
@@ -185,9 +237,55 @@ def _check_wiring(bench, report: Report, RigError) -> None:
         report.add("sources at 0", False, str(exc))
 
 
+def _check_crossbar(bench, report: Report) -> None:
+    """A crossbar bench: what its wiring reaches, and its matrix in the measure routing."""
+    xb = getattr(bench, "crossbar", None)
+    if xb is None:
+        return
+    health = bench.health().get(xb.matrix, {})
+    sensed = sum(1 for w in xb.lines.values() if w.sense is not None)
+    report.add("crossbar", health.get("routing") == "measure",
+               f"{len(xb.lines)} lines, {sensed} sensed; {len(xb.readable)} crosspoints readable, {len(xb.tunable)} "
+               f"tunable; matrix routing {health.get('routing')!r} with {health.get('relays_closed')} relays closed "
+               f"({health.get('relay_operations')} relay operations so far)")
+
+
 def _check_safe_state(bench, report: Report) -> None:
     for attempt in ("safe state", "safe state again"):
-        bench.safe_state()
+        outcome = bench.safe_state()
         problems = bench.safe_state_failures + bench.verify_safe()
         report.add(attempt, not problems, "; ".join(problems) if problems else
-                   "every source off at 0, every relay open, every board channel at its safe code")
+                   "every source off at 0, every relay open, every board channel at its safe code "
+                   f"and out of shutdown ({outcome.seconds:.2f} s)")
+
+
+# ------------------------------------------------------------------------------ characterise
+def run_characterise(args) -> int:
+    from pathlib import Path
+
+    from drivers.bench import open_bench
+    from hwlearn.app.characterise import characterise, choose_devices, write_outputs
+    from hwlearn.config.bench import load_bench_file
+    from hwlearn.errors import ConfigError
+
+    library = visa_library(args)
+    config = load_bench_file(args.bench_file)
+    names = [n.strip() for n in args.devices.split(",") if n.strip()] if args.devices else None
+    edges = choose_devices(config, names, args.count)
+    limits = config.crossbar.limits
+    volts = args.volts if args.volts is not None else sum(limits.set_volts) / 2
+    for (low, high), key in ((limits.set_volts, "set_volts"), (limits.reset_volts, "reset_volts")):
+        if not low <= volts <= high:
+            raise ConfigError(f"--volts {volts:g}: outside crossbar.{key} = [{low:g}, {high:g}]")
+    print(f"characterising {len(edges)} devices of {config.name!r}: {args.cycles} cycle(s) of {args.pulses} SET and "
+          f"{args.pulses} RESET pulses of {volts:g} V, {limits.width_s * 1e3:g} ms", flush=True)
+    with open_bench(config, visa_library=library) as bench:
+        result = characterise(bench, edges, volts, args.pulses, args.cycles, args.floor_pulses)
+        operations = bench.take_records()[0]
+    write_outputs(result, Path(args.out))
+    print(result.table())
+    print(f"pulses {operations['pulses']:.0f}, relay operations {operations['relay_operations']:.0f}; the bench is "
+          f"{'safe' if bench.last_safe_state.ok else 'NOT safe: ' + bench.last_safe_state.describe()}")
+    print(f"wrote {result.calibration_path} and {result.figure_path}; name the calibration in the bench file's "
+          f"[crossbar] (calibration = \"{result.calibration_path}\") for the bench and its twin to use it")
+    return 0 if bench.last_safe_state.ok else 1

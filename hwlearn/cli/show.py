@@ -56,6 +56,8 @@ def _text(doc: dict) -> str:
         ("status", doc["status"] + (f"  ({doc['status_detail']})" if doc["status_detail"] else "")),
         ("rule", doc["rule"] or "-"),
         ("task", doc["task"] or "-"),
+        ("plan", "-" if not doc["measurement"] else
+         f"{doc['measurement'].get('plan', '?')}: {doc['measurement'].get('why', '')}"),
         ("created", doc["created"]),
         ("progress", f"{doc['epochs_done'] if doc['epochs_done'] is not None else '-'} epochs, "
                      f"{doc['steps_recorded']} steps"

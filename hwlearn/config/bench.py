@@ -22,6 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from hwlearn.config.calibration import ChannelCalibration
+from hwlearn.config.crossbar import (
+    MATRIX_CARDS_707B,
+    MATRIX_DRIVERS,
+    VIRTUAL_DEVICES,
+    CrossbarConfig,
+    check_crossbar,
+    matrix_card_size,
+    parse_matrix_channel,
+)
 from hwlearn.config.network import build_network, network_section
 from hwlearn.config.resources import Resource, check_resource
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
@@ -31,12 +40,24 @@ from hwlearn.network import Network
 SMU_DRIVERS = ("keithley2400", "keithley2450")
 DMM_DRIVERS = ("keysight34970a",)
 BOARD_DRIVERS = ("resistor_board",)
-DRIVERS = SMU_DRIVERS + DMM_DRIVERS + BOARD_DRIVERS
+DRIVERS = SMU_DRIVERS + DMM_DRIVERS + BOARD_DRIVERS + MATRIX_DRIVERS
 SMU_HARDWARE = {"max_volts": 210.0, "max_amps": 1.05}   # both models' largest source levels
+SMU_MAX_WATTS = 22.0            # both models' largest output power (2400: 22 W; 2450: 22 W)
+MAX_RAMP_STEPS = 500            # from 0 to max_volts (or max_amps): ramp step >= max / 500
+MIN_TOTAL_WATTS = 1e-6          # below it no source could be switched on to any useful level
+MAX_TOTAL_WATTS = 1000.0
+SCPI_TIMEOUT_S = 5.0            # default reply timeout of a SCPI instrument
+BOARD_TIMEOUT_S = 1.0           # the board answers within milliseconds at 115200 baud
 DMM_CARDS = {"34901A": 20, "34902A": 16, "34908A": 40}  # voltage channels per module
 DMM_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)
 DMM_NPLCS = (0.02, 0.2, 1.0, 2.0, 10.0, 20.0, 100.0, 200.0)
 BOARD_MAX_CHANNELS = 16  # what the firmware's request parser holds (board_core.h MAX_CHANNELS)
+# MCP4251 (Microchip DS22060): terminals A, B, W between VSS and VDD (5 V board, absolute
+# maximum VDD + 0.3 V = 5.5 V) and at most 2.5 mA through any terminal.
+BOARD_TERMINAL_VOLTS = (5.0, 5.5)    # default, largest allowed
+BOARD_TERMINAL_AMPS = 2.5e-3
+SINGLE_ENDED_CARDS = ("34908A",)     # every channel switches HI only, one common LO per module
+VISA_LIBRARIES = {"pyvisa-py": "@py", "ni-visa": "@ivi", "ivi": "@ivi"}
 TERMINALS = ("HI", "LO")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
@@ -45,14 +66,42 @@ def _positive(doc: str, default=REQUIRED, **kw) -> Field:
     return Field("float", default, doc, minimum=0.0, exclusive_minimum=True, **kw)
 
 
+def _seconds(doc: str, default, low: float, high: float) -> Field:
+    return Field("float", default, doc, minimum=low, maximum=high)
+
+
+def check_visa_library(value: str) -> str | None:
+    """What is wrong with a VISA library name or path, or None."""
+    if value in VISA_LIBRARIES:
+        return None
+    if not Path(value).is_absolute():
+        return (f"allowed: {', '.join(repr(k) for k in VISA_LIBRARIES)} (pyvisa-py is pure "
+                "Python; ni-visa is the system's IVI VISA, e.g. NI-VISA) or the absolute path of a "
+                "VISA library file")
+    if not Path(value).is_file():
+        return "no such VISA library file"
+    return None
+
+
+def visa_backend(library: str) -> str:
+    """The pyvisa ResourceManager argument for a bench file's ``visa_library``."""
+    return VISA_LIBRARIES.get(library, library)
+
+
 BENCH = Section({
     "name": Field("str", REQUIRED, "a label for reports and run metadata"),
     "allow_remote": Field("bool", False, "allow resources on hosts other than 127.0.0.1/localhost"),
-    "max_total_watts": _positive("rig-level limit: the sum over every source of its worst-case "
-                                 "|level| x compliance, watts"),
+    "max_total_watts": Field("float", REQUIRED, "rig-level limit: the sum over every source of its "
+                             "worst-case level magnitude x compliance, watts", minimum=MIN_TOTAL_WATTS,
+                             maximum=MAX_TOTAL_WATTS),
+    "visa_library": Field("str", "pyvisa-py", "the VISA library: 'pyvisa-py', 'ni-visa' (the "
+                          "system's IVI VISA) or the path of a VISA library file",
+                          check=check_visa_library),
     "compliance_margin": Field("float", 0.02, "a current-mode output whose resistor voltage is "
                                "within this fraction of its voltage limit counts as in compliance",
                                minimum=0.0, maximum=0.5),
+    "linearity_tolerance_volts": _positive("the largest residual per reading the probe plan's linearity check "
+                                           "accepts (default: the voltmeter's accuracy, propagated)", None),
 }, doc="the bench", required=True)
 
 # The shared [network] keys (hwlearn.config.network); a board is described in full, nothing assumed.
@@ -63,39 +112,59 @@ NETWORK = network_section("the board's topology and nominal resistances (edge ov
 INSTRUMENT = Section({
     "driver": Field("str", REQUIRED, "which driver talks to it", choices=DRIVERS),
     "resource": Field("str", REQUIRED, "VISA resource (SCPI instruments) or serial port (board)"),
-    "timeout_s": _positive("reply timeout, seconds", 5.0),
+    "timeout_s": _seconds("reply timeout, seconds (default 5; 1 for a resistor board, which "
+                          "answers within milliseconds)", None, 0.01, 600.0),
     "retries": Field("int", 1, "query retries after a timeout", minimum=0, maximum=5),
     "serial": Field("str", None, "the serial number *IDN? must report (guards against swapped "
                     "addresses of identical units)"),
     # source-measure units
     "max_volts": _positive("largest |V| sourced and largest voltage compliance"),
     "max_amps": _positive("largest |I| sourced and largest current compliance"),
-    "max_watts": _positive("largest worst-case |level| x compliance"),
+    "max_watts": _positive("largest worst-case level magnitude x compliance", maximum=SMU_MAX_WATTS),
     "ramp_volts": _positive("largest voltage step while the output is on"),
     "ramp_amps": _positive("largest current step while the output is on"),
     "compliance_amps": _positive("current limit while sourcing volts (inputs, clamps)", None),
     "compliance_volts": _positive("voltage limit while sourcing current (open and current "
                                   "outputs)", None),
-    "measure_timeout_s": _positive("timeout of a measurement (:READ?)", None),
+    "measure_timeout_s": _seconds("timeout of a measurement (:READ?)", None, 0.01, 3600.0),
     # scanning voltmeter
     "cards": Field("list[str]", ["34901A"], "multiplexer module in slot 1, 2, 3",
                    choices=tuple(DMM_CARDS)),
     "volt_range": Field("str|float", "AUTO", "DC volts range: 'AUTO' or one of "
                         f"{', '.join(f'{r:g}' for r in DMM_RANGES)}"),
     "nplc": Field("float", 1.0, "integration time, power-line cycles", choices=DMM_NPLCS),
-    "read_timeout_s": _positive("timeout of one scan (READ?)", None),
+    "read_timeout_s": _seconds("least timeout of one scan (READ?); the driver derives one from "
+                               "the channels and nplc and never uses less", None, 0.01, 3600.0),
     # resistor board
     "channels": Field("int", REQUIRED, "channels the board has (INFO? must report them)",
                       minimum=1, maximum=BOARD_MAX_CHANNELS),
-    "model": Field("str", None, "the model *IDN? must report, e.g. 'RB16-MCP4251'"),
-    "baudrate": Field("int", 115200, "serial baud rate", minimum=300),
+    "model": Field("str", None, "the model *IDN? must report, e.g. 'RB16-MCP4251' (a board), '708B' (a matrix)"),
+    "baudrate": Field("int", 115200, "serial baud rate", minimum=300, maximum=2_000_000),
+    "watchdog_s": _seconds("the board's watchdog timeout (INFO? WDT must not be shorter)", 2.0,
+                           0.05, 60.0),
     "heartbeat_s": _positive("period of the heartbeat that feeds the board's watchdog "
-                             "(default: a quarter of its timeout)", None),
+                             "(default: a quarter of watchdog_s; at most half of it)", None),
+    "boot_wait_s": _seconds("longest wait for the board's boot announcement after its port "
+                            "opens (an Arduino restarts then); 0 for a board without auto-reset",
+                            2.0, 0.0, 10.0),
+    "max_terminal_volts": _positive("largest voltage across a board channel (MCP4251: within "
+                                    f"VDD, at most {BOARD_TERMINAL_VOLTS[1]:g} V)",
+                                    BOARD_TERMINAL_VOLTS[0], maximum=BOARD_TERMINAL_VOLTS[1]),
+    "max_terminal_amps": _positive("largest current through a board channel (MCP4251: "
+                                   f"{BOARD_TERMINAL_AMPS:g} A)", BOARD_TERMINAL_AMPS,
+                                   maximum=BOARD_TERMINAL_AMPS),
+    # switch matrix
+    "slots": Field("list[str]", REQUIRED, "the matrix card in slot 1, 2, ...: a 707B card (7174A, 7072), or rows "
+                   "x columns for a generic SCPI matrix ('8x12')"),
+    "forbidden": Field("list[str]", [], "matrix channels never to close (slot-row-column, e.g. '1A01'); the 707B "
+                       "is told too"),
 }, variant_key="driver", variants={
     **{d: ("max_volts", "max_amps", "max_watts", "ramp_volts", "ramp_amps", "compliance_amps",
            "compliance_volts", "measure_timeout_s") for d in SMU_DRIVERS},
     "keysight34970a": ("cards", "volt_range", "nplc", "read_timeout_s"),
-    "resistor_board": ("channels", "model", "baudrate", "heartbeat_s"),
+    "resistor_board": ("channels", "model", "baudrate", "watchdog_s", "heartbeat_s", "boot_wait_s",
+                       "max_terminal_volts", "max_terminal_amps"),
+    **{d: ("slots", "forbidden", "model") for d in MATRIX_DRIVERS},
     "*": ("resource", "timeout_s", "retries", "serial"),
 })
 
@@ -143,11 +212,11 @@ FAULTS = Section({
                             minimum=-0.5, maximum=0.5),
     "seed": Field("int", 0, "seed of the fault draws", minimum=0),
 }, doc="fault injection of the virtual bench")
-VIRTUAL = Section({"faults": FAULTS}, doc="settings of the virtual bench only")
+VIRTUAL = Section({"faults": FAULTS, "devices": VIRTUAL_DEVICES}, doc="settings of the virtual bench only")
 REPLY_FAULTS = ("timeout", "late", "garbled", "disconnect", "reboot")
 
 TOP_LEVEL = ("bench", "network", "instruments", "wiring", "calibration")
-OPTIONAL_TOP_LEVEL = ("virtual",)
+OPTIONAL_TOP_LEVEL = ("virtual", "crossbar")
 WIRING_TABLES = ("inputs", "outputs", "mux", "board")
 
 
@@ -168,7 +237,8 @@ class InstrumentConfig:
     @property
     def kind(self) -> str:
         return ("smu" if self.driver in SMU_DRIVERS else
-                "dmm" if self.driver in DMM_DRIVERS else "board")
+                "dmm" if self.driver in DMM_DRIVERS else
+                "matrix" if self.driver in MATRIX_DRIVERS else "board")
 
     def __getitem__(self, key: str):
         return self.settings[key]
@@ -217,6 +287,7 @@ class BenchConfig:
     source: str
     name: str
     allow_remote: bool
+    visa_library: str
     max_total_watts: float
     compliance_margin: float
     network: Network
@@ -227,6 +298,9 @@ class BenchConfig:
     board_wiring: tuple[BoardWire, ...]
     calibration: Mapping[str, Mapping[int, ChannelCalibration]]
     virtual_faults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    linearity_tolerance_volts: float | None = None
+    crossbar: CrossbarConfig | None = None      # [crossbar]: a crossbar on a switch matrix
+    virtual_devices: Mapping[str, float] = dataclasses.field(default_factory=dict)  # [virtual.devices]
 
     def of_kind(self, kind: str) -> list[InstrumentConfig]:
         return [i for i in self.instruments.values() if i.kind == kind]
@@ -249,6 +323,15 @@ class BenchConfig:
                 raise ConfigError(f"{name}: resource {text!r}: {exc}") from None
             instruments[name] = dataclasses.replace(old, resource=text, link=link)
         return dataclasses.replace(self, instruments=instruments)
+
+
+def _lo_node(net: Network, wire: MuxWire, inputs: set[int]) -> str:
+    """The electrical node a mux channel's LO terminal is wired to. A channel spans an edge's
+    resistor; on an input edge the resistor's a end is the junction with the series source."""
+    a, b = net.node_names[net.edge_a[wire.edge]], net.node_names[net.edge_b[wire.edge]]
+    if wire.at_a == "HI":
+        return f"node {b}"
+    return f"the junction of {wire.edge_name}'s source and resistor" if wire.edge in inputs else f"node {a}"
 
 
 # ------------------------------------------------------------------------------ loading
@@ -299,16 +382,43 @@ class _Checker(Validator):
         bench = self.section("bench", doc["bench"], BENCH)
         network = self.network(doc["network"])
         instruments = self.instruments(doc["instruments"], bench["allow_remote"])
-        wiring = self.wiring(doc["wiring"], network, instruments)
+        is_crossbar = "crossbar" in doc
+        wiring = self.wiring(doc["wiring"], network, instruments, crossbar=is_crossbar)
         calibration = self.calibration(doc["calibration"], instruments, wiring["board"])
         inputs, outputs, mux, board = (wiring[k] for k in WIRING_TABLES)
+        crossbar = None
+        if is_crossbar:
+            crossbar = check_crossbar(self, doc["crossbar"], network, instruments, inputs, outputs,
+                                      self.dmm_channels(instruments), self.base_dir)
+            self.crossbar_instruments_wired(instruments, crossbar)
         file_path = doc["network"].get("path") if doc["network"].get("builder") == "file" else None
-        network = self.roles(network, inputs, outputs, mux, board, file_path)
-        faults = self.faults(self.section("virtual", doc.get("virtual", {}), VIRTUAL)["faults"],
-                             "virtual.faults")
-        return BenchConfig(self.source, bench["name"], bench["allow_remote"],
-                           bench["max_total_watts"], bench["compliance_margin"], network,
-                           instruments, inputs, outputs, mux, board, calibration, faults)
+        network = self.roles(network, inputs, outputs, mux, board, file_path, crossbar)
+        virtual = self.section("virtual", doc.get("virtual", {}), VIRTUAL)
+        faults = self.faults(virtual["faults"], "virtual.faults")
+        config = BenchConfig(self.source, bench["name"], bench["allow_remote"], bench["visa_library"],
+                             bench["max_total_watts"], bench["compliance_margin"], network,
+                             instruments, inputs, outputs, mux, board, calibration, faults,
+                             bench["linearity_tolerance_volts"], crossbar,
+                             virtual["devices"] if "devices" in doc.get("virtual", {}) else {})
+        self.power(config)
+        return config
+
+    def dmm_channels(self, instruments) -> set[int] | None:
+        dmm = next((i for i in instruments.values() if i.kind == "dmm"), None)
+        if dmm is None:
+            return None
+        return {100 * slot + n for slot, card in dmm["cards"].items() for n in range(1, DMM_CARDS[card] + 1)}
+
+    def crossbar_instruments_wired(self, instruments, crossbar: CrossbarConfig) -> None:
+        """On a crossbar bench the matrix, the programmer and the voltmeter are wired by
+        [crossbar]: every other declared instrument must be a port unit."""
+        sensed = any(w.sense is not None for w in crossbar.lines.values())
+        for name, inst in instruments.items():
+            if inst.kind == "dmm" and not sensed:
+                self.fail(f"instruments.{name}", inst.driver, "declared but not wired: no crossbar line is sensed")
+            if inst.kind == "matrix" and name != crossbar.matrix:
+                self.fail(f"instruments.{name}", inst.driver, f"a crossbar bench has one switch matrix, "
+                          f"crossbar.matrix = {crossbar.matrix!r}")
 
     def faults(self, faults: dict, path: str) -> dict:
         total = sum(faults[k] for k in REPLY_FAULTS)
@@ -357,6 +467,14 @@ class _Checker(Validator):
                 self.fail(f"instruments.{name}", table, "an instrument name is a letter followed "
                                                         "by up to 31 letters, digits or _")
             found[name] = self.instrument(name, table, allow_remote)
+        seen: dict[tuple, str] = {}
+        for name, inst in found.items():
+            other = seen.setdefault(inst.link.address, name)
+            if other != name:
+                self.fail(f"instruments.{name}.resource", inst.resource,
+                          f"the same instrument as instruments.{other}.resource = "
+                          f"{found[other].resource!r}; two instruments cannot share one address "
+                          "(the second would be neither configured nor made safe)")
         dmms = [n for n, i in found.items() if i.kind == "dmm"]
         if len(dmms) > 1:
             self.fail(f"instruments.{dmms[1]}.driver", found[dmms[1]].driver,
@@ -368,6 +486,8 @@ class _Checker(Validator):
         spec = self.section(path, table, INSTRUMENT)
         driver = spec.pop("driver")
         common = {k: spec.pop(k) for k in ("resource", "timeout_s", "retries", "serial")}
+        if common["timeout_s"] is None:
+            common["timeout_s"] = BOARD_TIMEOUT_S if driver in BOARD_DRIVERS else SCPI_TIMEOUT_S
         link_kind = "serial" if driver in BOARD_DRIVERS else "scpi"
         try:
             link = check_resource(common["resource"], link_kind, allow_remote)
@@ -377,6 +497,10 @@ class _Checker(Validator):
             self.smu_settings(path, spec)
         elif driver in DMM_DRIVERS:
             self.dmm_settings(path, spec)
+        elif driver in MATRIX_DRIVERS:
+            self.matrix_settings(path, spec, driver)
+        else:
+            self.board_settings(path, spec)
         return InstrumentConfig(name, driver, common["resource"], link, common["timeout_s"],
                                 common["retries"], common["serial"], spec)
 
@@ -384,6 +508,13 @@ class _Checker(Validator):
         for key, top in SMU_HARDWARE.items():
             if spec[key] > top:
                 self.fail(f"{path}.{key}", spec[key], f"the 2400 and 2450 source at most {top:g}")
+        for step, top in (("ramp_volts", "max_volts"), ("ramp_amps", "max_amps")):
+            smallest = spec[top] / MAX_RAMP_STEPS
+            if spec[step] < smallest:
+                self.fail(f"{path}.{step}", spec[step], f"a ramp from 0 to {top} = {spec[top]!r} would "
+                          f"take more than {MAX_RAMP_STEPS} steps; must be >= {smallest:g}")
+            if spec[step] > spec[top]:
+                self.fail(f"{path}.{step}", spec[step], f"must be <= {top} = {spec[top]!r}")
         for key, limit in (("compliance_amps", "max_amps"), ("compliance_volts", "max_volts")):
             if spec[key] is not None and spec[key] > spec[limit]:
                 self.fail(f"{path}.{key}", spec[key], f"must be <= {limit} = {spec[limit]!r}")
@@ -403,8 +534,53 @@ class _Checker(Validator):
             self.fail(f"{path}.volt_range", volt_range,
                       f"'AUTO' or one of {', '.join(f'{r:g}' for r in DMM_RANGES)} volts")
 
+    def matrix_settings(self, path: str, spec: dict, driver: str) -> None:
+        slots = spec["slots"]
+        most = 1 if (spec["model"] or "").upper() == "708B" else 6
+        if not 1 <= len(slots) <= most:
+            self.fail(f"{path}.slots", slots, f"list 1 to {most} cards (the {'708B' if most == 1 else '707B'} "
+                      f"has {most} slot{'s' if most > 1 else ''})")
+        for slot, model in enumerate(slots, start=1):
+            if matrix_card_size(model, driver) is None:
+                allowed = (f"one of {', '.join(MATRIX_CARDS_707B)}" if driver == "keithley707b" else
+                           "rows x columns, e.g. '8x12' (1-8 rows, 1-99 columns)")
+                self.fail(f"{path}.slots[{slot - 1}]", model, allowed)
+        spec["slots"] = {slot: model for slot, model in enumerate(slots, start=1)}
+        for k, text in enumerate(spec["forbidden"]):
+            channel = parse_matrix_channel(text)
+            size = None if channel is None else matrix_card_size(spec["slots"].get(channel.slot, ""), driver)
+            if channel is None or size is None or channel.row > size[0] or channel.column > size[1]:
+                self.fail(f"{path}.forbidden[{k}]", text, "a channel of the cards, slot-row-column (e.g. '1A01')")
+
+    def board_settings(self, path: str, spec: dict) -> None:
+        heartbeat, watchdog = spec["heartbeat_s"], spec["watchdog_s"]
+        if heartbeat is not None and heartbeat > watchdog / 2:
+            self.fail(f"{path}.heartbeat_s", heartbeat, f"must be <= watchdog_s / 2 = {watchdog / 2:g} s "
+                      f"(the board's watchdog, watchdog_s = {watchdog:g} s, must be fed well before it "
+                      "fires; set watchdog_s if the board's firmware has another timeout)")
+
+    def power(self, config: BenchConfig) -> None:
+        """The total power limit must let every input take one ramp step at once: below that
+        the bench could never drive its inputs."""
+        needed = sum(config.instruments[w.smu]["ramp_volts"] * config.instruments[w.smu]["compliance_amps"]
+                     for w in config.inputs)
+        if config.max_total_watts < needed:
+            self.fail("bench.max_total_watts", config.max_total_watts,
+                      f"must be >= {needed:g} W, the power of every input unit at one ramp step "
+                      "(ramp_volts x compliance_amps): below it no input could be driven")
+        if config.crossbar is not None:
+            limits = config.crossbar.limits
+            pulse = max(limits.set_volts[1], limits.reset_volts[1]) / 2 * config.crossbar.compliance_amps
+            if config.max_total_watts < pulse:
+                self.fail("bench.max_total_watts", config.max_total_watts,
+                          f"must be >= {pulse:g} W, the programmer's largest pulse (half the largest amplitude x "
+                          "crossbar.compliance_amps)")
+
     # -- [wiring] ------------------------------------------------------------------------------
-    def wiring(self, doc, net: Network, instruments: dict[str, InstrumentConfig]) -> dict:
+    def wiring(self, doc, net: Network, instruments: dict[str, InstrumentConfig], crossbar: bool = False) -> dict:
+        """The [wiring] tables. On a crossbar bench ([crossbar]) the lines are sensed and the
+        devices programmed through [crossbar]: [wiring.mux] and [wiring.board] stay empty, and the
+        matrix, the programmer and the voltmeter are checked there."""
         if not isinstance(doc, dict):
             self.fail("wiring", doc, "must be a table")
         for key in doc:
@@ -426,15 +602,22 @@ class _Checker(Validator):
             self.fail(f"wiring.outputs.{name}", tables["outputs"][name],
                       f"edge {name} is also an input (wiring.inputs.{name}); inputs and outputs "
                       "are disjoint")
-        mux = self.mux(tables["mux"], net, instruments)
+        if crossbar:
+            for key in ("mux", "board"):
+                if tables[key]:
+                    self.fail(f"wiring.{key}", tables[key], "a crossbar bench senses its lines and programs its "
+                              "devices through [crossbar]; leave this table out")
+        mux = self.mux(tables["mux"], net, instruments, {w.edge for w in inputs})
         on_mux = {w.edge for w in mux}
-        for wire in outputs:
+        for wire in outputs if not crossbar else ():
             if wire.edge not in on_mux:
                 self.fail(f"wiring.outputs.{wire.edge_name}", tables["outputs"][wire.edge_name],
                           f"output edge {wire.edge_name} is not spanned by a multiplexer channel "
                           f"(wiring.mux.{wire.edge_name}); the bench reads outputs with the scan")
         board = self.board(tables["board"], net, instruments)
         for name, inst in instruments.items():
+            if crossbar and inst.kind in ("dmm", "matrix", "smu") and name not in used_smus:
+                continue  # wired by [crossbar] (checked there): the voltmeter, the matrix, the programmer
             wired = (name in used_smus if inst.kind == "smu" else
                      bool(mux) if inst.kind == "dmm" else any(w.board == name for w in board))
             if not wired:
@@ -468,7 +651,7 @@ class _Checker(Validator):
             wires.append(SourceWire(edge, net.edge_names[edge], smu, spec["at_a"]))
         return tuple(sorted(wires, key=lambda w: w.edge))
 
-    def mux(self, table, net, instruments) -> tuple[MuxWire, ...]:
+    def mux(self, table, net, instruments, inputs: set[int]) -> tuple[MuxWire, ...]:
         if not table:
             return ()
         dmm = next((i for i in instruments.values() if i.kind == "dmm"), None)
@@ -496,7 +679,28 @@ class _Checker(Validator):
                 self.fail(where, channel, f"channel {channel} already spans {seen[channel]}")
             seen[channel] = edge_name
             wires.append(MuxWire(edge, net.edge_names[edge], channel, spec["at_a"]))
+        self.common_lo(table, net, cards, wires, inputs)
         return tuple(sorted(wires, key=lambda w: w.edge))
+
+    def common_lo(self, table, net: Network, cards, wires, inputs: set[int]) -> None:
+        """A single-ended module (34908A) switches HI only: every channel's LO is one wire. Two
+        channels with LO on different nodes would short those nodes through the card."""
+        for slot, card in cards.items():
+            if card not in SINGLE_ENDED_CARDS:
+                continue
+            lows: dict[str, MuxWire] = {}
+            for wire in (w for w in wires if w.channel // 100 == slot):
+                node = _lo_node(net, wire, inputs)
+                lows.setdefault(node, wire)
+                if len(lows) > 1:
+                    first = next(iter(lows.values()))
+                    entry = table[wire.edge_name]
+                    where = f"wiring.mux.{wire.edge_name}" + (".channel" if isinstance(entry, dict) else "")
+                    self.fail(where, wire.channel, f"slot {slot} holds a {card}, single-ended: all its "
+                              f"channels share one LO. Channel {wire.channel} has its LO at {node}, "
+                              f"channel {first.channel} ({first.edge_name}) at {_lo_node(net, first, inputs)}: "
+                              "the card would short them. Use a 34901A or 34902A (two-wire) for "
+                              "channels that span a resistor, or wire every LO to one node")
 
     def board(self, table, net, instruments) -> tuple[BoardWire, ...]:
         boards = {n: i for n, i in instruments.items() if i.kind == "board"}
@@ -595,9 +799,17 @@ class _Checker(Validator):
                                          code_max=code_max)
 
     # -- roles ---------------------------------------------------------------------------------
-    def roles(self, net: Network, inputs, outputs, mux, board, file_path: str | None) -> Network:
+    def roles(self, net: Network, inputs, outputs, mux, board, file_path: str | None,
+              crossbar: CrossbarConfig | None = None) -> Network:
         """The wiring decides the roles. A network file's own roles are a statement about the
-        board, so they must agree with it (a builder's default roles are not)."""
+        board, so they must agree with it (a builder's default roles are not). On a crossbar
+        bench [crossbar] decides what is readable and tunable."""
+        if crossbar is not None:
+            readable = sorted(set(crossbar.readable) | {w.edge for w in outputs})
+            return net.with_roles(input=np.array([w.edge for w in inputs], dtype=np.int64),
+                                  output=np.array([w.edge for w in outputs], dtype=np.int64),
+                                  readable=np.array(readable, dtype=np.int64),
+                                  tunable=np.array(crossbar.tunable, dtype=np.int64))
         if file_path is not None:
             for role, wired, table in (("input", {w.edge for w in inputs}, "wiring.inputs"),
                                        ("output", {w.edge for w in outputs}, "wiring.outputs"),

@@ -17,7 +17,9 @@ from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
 from hwlearn.rules import RULES, Parameter, parameters
+from hwlearn.rules.probe import ON_NONLINEAR, PLANS
 
+MAX_TASK_VALUES = 50_000_000  # numbers of a generated dataset (8 bytes each)
 SEED_STREAMS = ("split", "init", "shuffle", "noise", "mask", "teacher", "device")
 EDGE_LIST = "str|int|list[str]"  # "auto", a count placed by the builder, or edge names
 
@@ -51,7 +53,7 @@ NETWORK = network_section(
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
         "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs, and the port edges "
-                         "tunable_ports adds) or edge names"),
+                         "tunable_ports adds; on a crossbar every crosspoint) or edge names"),
         "tunable_ports": Field("str", "none", "port edges whose resistors are tunable too: 'none' (fixed source "
                                "and load resistors), 'outputs' (the paper's setting: the outputs are ordinary mesh "
                                "resistors, read across and trained like the others) or 'all' (inputs too)",
@@ -75,10 +77,10 @@ TASK = Section(
                           choices=("differential", "single")),
         "bias": Field("float", 1.0, "iris: value of the constant bias input (0: no bias input)"),
         "target_scale": _positive("iris: volts of the target class's output (others 0)", 0.2),
-        "train_samples": Field("int", 120, "teacher: training samples", minimum=1),
-        "test_samples": Field("int", 60, "teacher: test samples", minimum=1),
-        "inputs": Field("int", 4, "teacher: input dimension (input edges)", minimum=1),
-        "outputs": Field("int", 2, "teacher: output dimension (output edges)", minimum=1),
+        "train_samples": Field("int", 120, "teacher: training samples", minimum=1, maximum=1_000_000),
+        "test_samples": Field("int", 60, "teacher: test samples", minimum=1, maximum=1_000_000),
+        "inputs": Field("int", 4, "teacher: input dimension (input edges)", minimum=1, maximum=10_000),
+        "outputs": Field("int", 2, "teacher: output dimension (output edges)", minimum=1, maximum=10_000),
         "teacher_spread": Field("float", 1.0, "teacher: log-normal spread of the hidden network's "
                                 "resistances around initial_ohms", minimum=0.0),
         "noise_sigma": Field("float", 0.0, "std of zero-mean Gaussian noise added to every target "
@@ -113,8 +115,8 @@ TRAINING = Section(
     {
         "gamma": _positive("volts applied per unit of input", 1.0),
         "learning_rate": _positive("step size on the chosen parametrisation", 30.0),
-        "batch_size": Field("int", 16, "samples per update", minimum=1),
-        "epochs": Field("int", 100, "passes over the training set", minimum=1),
+        "batch_size": Field("int", 16, "samples per update", minimum=1, maximum=1_000_000),
+        "epochs": Field("int", 100, "passes over the training set", minimum=1, maximum=1_000_000),
         "update": Field("str", "log_resistance", "parametrisation of the descent step: "
                         "log_resistance (r <- r exp(-lr r g)), resistance (r <- r - lr g), "
                         "conductance (G <- G + lr r^2 g)", choices=("log_resistance", "resistance", "conductance")),
@@ -128,7 +130,7 @@ DEVICE = Section(
                        choices=("ideal", "digipot", "memristor")),
         "r_min": _positive("lowest resistance an update may reach (ohms)", 100.0),
         "r_max": _positive("highest resistance an update may reach (ohms)", 1e6),
-        "levels": Field("int", 256, "digipot: wiper positions", minimum=2),
+        "levels": Field("int", 256, "digipot: wiper positions", minimum=2, maximum=1_000_000),
         "end_to_end_ohms": _positive("digipot: nominal end-to-end resistance", 100_000.0),
         "wiper_ohms": Field("float", 60.0, "digipot: wiper resistance", minimum=0.0),
         "tolerance": Field("float", 0.2, "digipot: per-device end-to-end tolerance (uniform +-)",
@@ -168,6 +170,20 @@ SEEDS = Section(
     doc="random streams",
 )
 
+PROBE = Section(
+    {
+        "repeats": Field("int", 1, "scans of every probe phase, averaged (the linearity check is scanned once)",
+                         minimum=1, maximum=100),
+        "headroom": Field("float", 0.5, "fraction of the largest amplitude the bench limits allow at which each "
+                          "probe is driven", minimum=0.0, maximum=1.0, exclusive_minimum=True),
+        "on_nonlinear": Field("str", "per-sample", "when the linearity check fails: 'per-sample' measures the "
+                              "step again with the per-sample plan, 'pause' waits for an operator (the GUI; "
+                              "then per-sample), 'fail' ends the run; nothing from the failed step is programmed",
+                              choices=ON_NONLINEAR),
+    },
+    doc="the probe plan (docs/bench.md, \"Probe plans\")",
+)
+
 RECORD = Section(
     {
         "array_every": Field("int", 10, "steps between recorded arrays (resistances, phase voltages)", minimum=1),
@@ -176,18 +192,43 @@ RECORD = Section(
     doc="what is written to the run folder",
 )
 
+SUPERVISION = Section(
+    {
+        "compliance_per_minute": Field("float", None, "suspend the run while more readings than this were refused "
+                                       "(a source in compliance, a value out of band) in the last minute; "
+                                       "unset: no limit", minimum=0.0),
+        "faults_per_minute": Field("float", None, "suspend the run while the instrument links met more faults than "
+                                   "this (timeouts, garbled replies, lost links) in the last minute; unset: no limit",
+                                   minimum=0.0),
+        "reading_band_volts": _positive("a measured voltage whose magnitude is above this is refused like a "
+                                        "reading in compliance; unset: no band", None, maximum=1000.0),
+        "reading_retries": Field("int", 0, "times a refused reading is measured again before the run fails "
+                                 "(0: the first refusal fails it)", minimum=0, maximum=10),
+        "on_clear": Field("str", "resume", "when the conditions of a suspension clear: go on, or abort the run",
+                          choices=("resume", "abort")),
+        "max_suspended_s": _positive("abort when a suspension lasts longer (seconds)", 300.0, maximum=86400.0),
+        "poll_s": _positive("how often a suspended run checks its conditions (seconds)", 1.0, maximum=60.0),
+    },
+    doc="what suspends a bench run and what refuses a reading (docs/reliability.md)",
+)
+
 EXPERIMENT = Section(
     {
         "name": Field("str", "experiment", "a label for the run folder: letters, digits, '.', '_' and '-', "
                       "at most 64, not starting with '.' or '-'", check=_folder_label),
+        "plan": Field("str", "auto", "how a bench measures a step: 'probe' (d_in + d_out unit responses and a "
+                      "linearity check per step), 'per-sample' (every sample's phases), 'auto' (probe where the rule "
+                      "and the batch allow it and the bench's twin confirms linearity)", choices=PLANS),
         "network": NETWORK,
         "task": TASK,
         "rule": RULE,
         "training": TRAINING,
         "device": DEVICE,
         "mask": MASK,
+        "probe": PROBE,
         "seeds": SEEDS,
         "record": RECORD,
+        "supervision": SUPERVISION,
     }
 )
 
@@ -235,6 +276,17 @@ def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | No
     for name, value in zip(SEED_STREAMS, derived):
         if seeds[name] is None:
             seeds[name] = int(value)
+    task = config["task"]
+    if task["name"] == "teacher":
+        values = (task["train_samples"] + task["test_samples"]) * (task["inputs"] + task["outputs"])
+        if values > MAX_TASK_VALUES:
+            raise ConfigError(f"{source}: task.train_samples + task.test_samples = "
+                              f"{task['train_samples'] + task['test_samples']} samples of task.inputs + task.outputs = "
+                              f"{task['inputs'] + task['outputs']} values make {values:,} numbers; at most "
+                              f"{MAX_TASK_VALUES:,} (about 400 MB) are held in memory")
+    # Optional limits left unset stay out of the resolved config (TOML has no null), so the run
+    # folder's config.toml resolves to the same config again.
+    config["supervision"] = {k: v for k, v in config["supervision"].items() if v is not None}
     return config
 
 

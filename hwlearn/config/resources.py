@@ -45,6 +45,33 @@ class Resource:
     def is_remote(self) -> bool:
         return self.host is not None and self.host.lower() not in LOOPBACK
 
+    @property
+    def address(self) -> tuple:
+        """What the resource reaches, whatever its spelling: two resources with the same
+        address are one instrument (``TCPIP0::localhost::5025::SOCKET`` and
+        ``socket://127.0.0.1:5025`` are one TCP port; ``GPIB::9`` and ``GPIB0::9::INSTR`` one
+        GPIB address)."""
+        host = None if self.host is None else ("127.0.0.1" if self.host.lower() in LOOPBACK
+                                               else self.host.lower())
+        if self.port is not None:
+            return ("tcp", host, self.port)
+        text = self.text.upper()
+        if self.form == "TCPIP VXI-11":
+            parts = text.split("::")
+            name = parts[2] if len(parts) > 2 and parts[2] != "INSTR" else "INST0"
+            return ("vxi11", host, name.lower())
+        if self.form == "GPIB":
+            parts = [p for p in text.split("::") if p != "INSTR"]
+            board = int(parts[0][4:] or 0)
+            secondary = int(parts[2]) if len(parts) > 2 else None
+            return ("gpib", board, int(parts[1]), secondary)
+        if self.form == "USB":
+            parts = [p for p in text.split("::") if p != "INSTR"]
+            vid, pid = (int(x, 16) if x.startswith("0X") else int(x) for x in parts[1:3])
+            interface = int(parts[4]) if len(parts) > 4 else 0
+            return ("usb", vid, pid, parts[3], interface)
+        return ("serial", text if text.startswith("COM") else self.text)
+
 
 def check_resource(text: str, link: str, allow_remote: bool) -> Resource:
     """``text`` as a Resource for a link of kind ``link`` ('scpi' or 'serial'); ValueError with

@@ -200,6 +200,8 @@ class Validator:
 
 
 def load_toml(path: str | Path) -> dict:
+    """Parse a TOML file; ConfigError (naming the file) if it cannot be read, is not UTF-8 (TOML
+    files are UTF-8 by definition) or is not valid TOML."""
     path = Path(path)
     text = read_text(path, ConfigError, "TOML file")
     try:

@@ -28,17 +28,43 @@ class LinearResponse:
     def __init__(self, fz: Factorization, ports: Ports, edges, known_ohms: np.ndarray | None = None):
         """known_ohms: (m,) resistances the host believes (default: the true ones); voltages
         are turned into currents and Norton drives computed with them, as on a bench."""
-        self.ports = ports
         known = fz.resistance if known_ohms is None else np.asarray(known_ohms, dtype=float)
-        self.edges = np.asarray(edges, dtype=np.int64)
+        edges = np.asarray(edges, dtype=np.int64)
         d_in, d_out = ports.n_inputs, ports.n_outputs
         # One solve with d_in + d_out right-hand sides: unit inputs, then unit output currents.
         eye = np.eye(d_in + d_out)
         units = fz.solve(ports.excitation(eye[:d_in], drive=("current", eye[d_in:])))
-        edge_volts = units.edge_voltages(self.edges)
+        edge_volts = units.edge_voltages(edges)
         out_volts = units.edge_voltages(ports.outputs)
-        self.Vx, self.Vj = edge_volts[:, :d_in], edge_volts[:, d_in:]
-        self.H, self.R = out_volts[:, :d_in], out_volts[:, d_in:]
+        self._setup(ports, edges, known, edge_volts[:, :d_in], out_volts[:, :d_in],
+                    edge_volts[:, d_in:], out_volts[:, d_in:], None)
+
+    @classmethod
+    def from_responses(cls, ports: Ports, edges, known_ohms: np.ndarray, *, Vx: np.ndarray, H: np.ndarray,
+                       Vj: np.ndarray | None = None, R: np.ndarray | None = None,
+                       Vc: np.ndarray | None = None) -> LinearResponse:
+        """Unit responses measured rather than solved (hwlearn.rules.probe): Vx (k, d_in) and
+        H (d_out, d_in) per unit input x, Vj (k, d_out) and R (d_out, d_out) per amp of output
+        current, Vc (k, d_out) per volt of output clamp with the other outputs clamped at 0 V
+        and the inputs at 0 V. A phase mode whose responses are missing is refused when used.
+
+        With Vc, a clamped phase needs no R: clamping the outputs to c with the inputs on at x
+        gives, by superposition over the (ideal, linear) sources, v = (Vx - Vc H) x + Vc c (the
+        free state is the clamped one with c = H x, whose clamp currents are zero); it equals
+        the current-drive form Vx x + Vj R^-1 (c - H x), since Vc = Vj R^-1 (docs/theory.md)."""
+        response = cls.__new__(cls)
+        response._setup(ports, np.asarray(edges, dtype=np.int64), np.asarray(known_ohms, dtype=float),
+                        np.asarray(Vx, dtype=float), np.asarray(H, dtype=float),
+                        None if Vj is None else np.asarray(Vj, dtype=float),
+                        None if R is None else np.asarray(R, dtype=float),
+                        None if Vc is None else np.asarray(Vc, dtype=float))
+        return response
+
+    def _setup(self, ports, edges, known, Vx, H, Vj, R, Vc) -> None:
+        d_in, d_out = ports.n_inputs, ports.n_outputs
+        self.ports = ports
+        self.edges = edges
+        self.Vx, self.H, self.Vj, self.R, self.Vc = Vx, H, Vj, R, Vc
         self.g = 1.0 / known[self.edges]
         self.output_ohms = known[ports.outputs]
         self._rows = output_rows(ports, self.edges)
@@ -62,6 +88,8 @@ class LinearResponse:
         if phase is None:
             return inputs
         drive = phase.a * self._EH + phase.b * self._EY
+        if phase.mode in ("current", "series") and self.Vj is None:
+            raise ValueError(f"phase '{phase.name}' drives output currents; no current responses were measured")
         if phase.mode == "current":
             U, R = self.g[:, None] * self.Vj, drive
         elif phase.mode == "series":
@@ -73,7 +101,13 @@ class LinearResponse:
             U, R = self.g[:, None] * (-self.Vj / self.output_ohms[None, :] - series_rows), drive
         else:  # clamp: currents beside the outputs that bring them to the drive values
             offset = self._EH if phase.inputs_on else 0.0
-            U, R = self.g[:, None] * self.Vj, np.linalg.solve(self.R, drive - offset)
+            if self.Vc is not None:  # clamp responses: the currents are implied (from_responses)
+                U, R = self.g[:, None] * self.Vc, drive - offset
+            elif self.Vj is not None and self.R is not None:
+                U, R = self.g[:, None] * self.Vj, np.linalg.solve(self.R, drive - offset)
+            else:
+                raise ValueError(f"phase '{phase.name}' clamps the outputs; neither clamp responses nor "
+                                 "current responses with the output response matrix were measured")
         if not phase.inputs_on:
             return U, R
         return np.hstack([inputs[0], U]), np.vstack([inputs[1], R])

@@ -56,4 +56,5 @@ def run_overview(reader: RunReader) -> dict:
         "last_step_time": None if last is None else utc_iso(last.time),
         "metrics": metrics,
         "seeds": seeds,
+        "measurement": (metadata.get("plan") or {}).get("measurement"),
     }

@@ -500,14 +500,16 @@ class RunWriter:
         with self._lock:
             self._check_open()
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                # An interrupt may land between any two statements, even right after BEGIN: every
+                # way out rolls back what is open, so the connection is never left inside one.
                 try:
+                    self._conn.execute("BEGIN IMMEDIATE")
                     yield
+                    self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise RunStoreError(f"{self.run_dir / DATABASE_FILE}: {exc}") from exc
 

@@ -22,6 +22,7 @@ from hwlearn.engine import RunEngine
 from hwlearn.experiment import Experiment
 from hwlearn.runstore import RunWriter
 from hwlearn.signals import control_by_signals
+from hwlearn.supervision import Policy, Supervisor
 from hwlearn.training.recorder import RunStoreRecorder
 from hwlearn.training.trainer import Result, Settings, Trainer
 
@@ -63,7 +64,8 @@ class TrainingSession:
         self.resume = resume
         self.metadata = metadata or {}
         self.synchronous = synchronous
-        self.engine = RunEngine(substrate.rig, stop_event=stop)
+        policy = Policy.from_config(experiment.config.get("supervision"))
+        self.engine = RunEngine(substrate.rig, stop_event=stop, supervisor=Supervisor(policy))
         self._views = list(views)
         self.trainer = Trainer(substrate, experiment.task, experiment.rule, settings_from(experiment.config),
                                experiment.rngs, engine=self.engine)

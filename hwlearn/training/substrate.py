@@ -6,12 +6,18 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from hwlearn.errors import HwlearnError
 from hwlearn.network import Network
 from hwlearn.ports import Ports
 from hwlearn.rig import Rig
 
 if TYPE_CHECKING:
     from hwlearn.engine import RunEngine
+
+
+class StepDiscarded(HwlearnError):
+    """A step was given up before anything was programmed (a stop asked for while the step waited
+    for an operator): the trainer ends the run at the step's start, checkpointed, as a stop."""
 
 
 class Substrate(Protocol):

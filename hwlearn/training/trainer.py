@@ -22,6 +22,7 @@ from hwlearn.documents import Checkpoint, RunEvent, StepRecord, Summary
 from hwlearn.engine import RunEngine
 from hwlearn.loss import mse_loss
 from hwlearn.tasks import Task
+from hwlearn.training.substrate import StepDiscarded
 from hwlearn.training.updates import descend
 
 
@@ -37,12 +38,14 @@ class Settings:
 
 @dataclass
 class Position:
-    """Where training stands: completed epochs and steps, and the place in the current epoch."""
+    """Where training stands: completed epochs and steps, and the place in the current epoch.
+    ``drawn``: the current epoch's order is drawn (a step given up at the epoch's start keeps it)."""
 
     epoch: int = 0
     step: int = 0
     offset: int = 0
     order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    drawn: bool = False
 
 
 @dataclass
@@ -78,9 +81,17 @@ class Trainer:
     def plan_summary(self) -> dict:
         """How long the run is: for the start document, progress lines and ETAs."""
         s = self.settings
-        return {"epochs": s.epochs, "steps_per_epoch": self.steps_per_epoch,
-                "steps_total": s.epochs * self.steps_per_epoch, "samples_per_epoch": len(self.task.train),
-                "batch_size": s.batch_size}
+        summary = {"epochs": s.epochs, "steps_per_epoch": self.steps_per_epoch,
+                   "steps_total": s.epochs * self.steps_per_epoch, "samples_per_epoch": len(self.task.train),
+                   "batch_size": s.batch_size}
+        measurement = getattr(self.substrate, "plan_info", None)
+        if measurement:
+            summary["measurement"] = dict(measurement)
+        return summary
+
+    def _rig_records(self) -> tuple[dict, dict]:
+        take = getattr(self.substrate, "take_records", None)
+        return take() if take is not None else ({}, {})
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
@@ -97,7 +108,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, pos: Position) -> None:
         arrays = {**self.substrate.state(), "order": pos.order}
-        state = {"epoch": pos.epoch, "step": pos.step, "offset": pos.offset,
+        state = {"epoch": pos.epoch, "step": pos.step, "offset": pos.offset, "drawn": pos.drawn,
                  "rng": {name: self.rngs[name].bit_generator.state for name in self.RNG_NAMES}}
         self.engine.publish(Checkpoint(pos.step, pos.epoch, arrays, state))
 
@@ -106,7 +117,8 @@ class Trainer:
         self.substrate.restore({k: v for k, v in arrays.items() if k != "order"})
         for name in self.RNG_NAMES:
             self.rngs[name].bit_generator.state = state["rng"][name]
-        return Position(state["epoch"], state["step"], state["offset"], np.asarray(arrays["order"], dtype=np.int64))
+        return Position(state["epoch"], state["step"], state["offset"], np.asarray(arrays["order"], dtype=np.int64),
+                        bool(state.get("drawn", False)))
 
     # ------------------------------------------------------------------ the loop
     def _step(self, pos: Position) -> tuple[dict, dict]:
@@ -119,7 +131,7 @@ class Trainer:
         if record_arrays:  # before the update, so the voltages belong to these resistances
             for name, volts in self.substrate.phase_voltages(self.rule, x[:, :1], y[:, :1]).items():
                 arrays[f"v_{name}"] = volts
-        gradient, y_hat = self.substrate.gradient(self.rule, x, y)
+        gradient, y_hat = self.substrate.gradient(self.rule, x, y)  # may raise StepDiscarded
         # The rule's agreement with the exact gradient at the same resistances, where the
         # substrate knows it (simulations), on the steps that record arrays.
         exact = self.substrate.exact_gradient(x, y) if record_arrays else None
@@ -129,7 +141,13 @@ class Trainer:
         pos.step += 1
         pos.offset += batch.size
         scalars = {"batch_loss": mse_loss(y_hat, y),
-                   "relative_update": float(np.linalg.norm(after - before) / np.linalg.norm(before))}
+                   "relative_update": float(np.linalg.norm(after - before) / np.linalg.norm(before)),
+                   **getattr(self.substrate, "step_scalars", {})}
+        # What the rig did for this step (its wear counters, a crossbar's pulse log): at every
+        # step, not only at those that record the other arrays.
+        rig_scalars, rig_arrays = self._rig_records()
+        scalars.update(rig_scalars)
+        arrays.update(rig_arrays)
         if record_arrays:
             arrays["resistances"] = self.substrate.resistances()
             arrays["update"] = after - before
@@ -148,7 +166,10 @@ class Trainer:
             self.substrate.start()
             pos = Position()
             metrics = self.evaluate()
-            publish(StepRecord(0, 0, metrics, {"resistances": self.substrate.resistances()}))
+            # The initial programming's records (a crossbar's pulses and relay operations) too.
+            rig_scalars, rig_arrays = self._rig_records()
+            publish(StepRecord(0, 0, {**rig_scalars, **metrics},
+                               {"resistances": self.substrate.resistances(), **rig_arrays}))
             self.engine.report_instruments(0)
             self._checkpoint(pos)
         else:
@@ -160,9 +181,15 @@ class Trainer:
                 self._checkpoint(pos)
                 publish(RunEvent("stop", f"stopped at step {pos.step}, epoch {pos.epoch}", step=pos.step))
                 return Result("stopped", pos, metrics, time.monotonic() - started)
-            if pos.offset == 0:
+            if pos.offset == 0 and not pos.drawn:
                 pos.order = self.rngs["shuffle"].permutation(n)
-            scalars, arrays = self._step(pos)
+                pos.drawn = True
+            try:
+                scalars, arrays = self._step(pos)
+            except StepDiscarded as exc:
+                self._checkpoint(pos)
+                publish(RunEvent("stop", f"stopped at step {pos.step}, epoch {pos.epoch}: {exc}", step=pos.step))
+                return Result("stopped", pos, metrics, time.monotonic() - started)
             end_of_epoch = pos.offset >= n
             if end_of_epoch:
                 metrics = self.evaluate()
@@ -173,6 +200,7 @@ class Trainer:
             if end_of_epoch:
                 pos.epoch += 1
                 pos.offset = 0
+                pos.drawn = False
             if end_of_epoch or pos.step % s.checkpoint_every == 0:
                 self._checkpoint(pos)
         if not metrics:  # resumed at the very end: nothing evaluated in this process yet

@@ -22,8 +22,9 @@ from simulator.emulators.server import (
            Received,
            TcpLineServer,
 )
+from simulator.emulators.switch_matrix import Keithley707BEmulator, ScpiSwitchEmulator, SwitchEvent
 
 __all__ = ["BoardFirmware", "FaultEvent", "FaultLog", "FaultPlan", "FaultRates",
-           "Keithley2400Emulator", "Keithley2450Emulator",
+           "Keithley2400Emulator", "Keithley2450Emulator", "Keithley707BEmulator", "ScpiSwitchEmulator", "SwitchEvent",
            "Keysight34970AEmulator", "LineDevice", "PtyLineServer", "Received",
            "ResistorBoardEmulator", "TcpLineServer"]

@@ -124,9 +124,12 @@ class FaultPlan:
         self.framed = framed  # replies end in '*HH' (the board): a flip lands before it
         self._rng = random.Random(f"{int(seed)}:{instrument}")
         self._lock = threading.Lock()
+        self.active = True  # False: no draw and no fault (a window of a test, e.g. one run)
 
     def draw_reply(self, line: str) -> str | None:
         """The fault for the reply to ``line`` (one draw per reply), logged; None: none."""
+        if not self.active:
+            return None
         with self._lock:
             u = self._rng.random()
         edge = 0.0
@@ -139,6 +142,8 @@ class FaultPlan:
 
     def draw_event(self, kind: str, detail: str = "") -> bool:
         """True (and logged) if the device event ``kind`` happens now (one draw)."""
+        if not self.active:
+            return False
         with self._lock:
             happens = self._rng.random() < getattr(self.rates, kind)
         if happens:

@@ -494,6 +494,10 @@ class Keithley2400Emulator(_KeithleySmu):
                 self.output = True
                 self._apply()
                 readings.append(self._one_reading())
+                pulse = getattr(self.backend, "pulse", None)
+                if pulse is not None:  # the output was on for the source delay and one integration
+                    pulse(self.name, self.settings["source_delay"]
+                          + self.nplc["CURR"] / self.settings["line_frequency"])
                 self.output = False
                 self._apply()
             else:

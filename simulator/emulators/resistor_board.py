@@ -6,9 +6,17 @@ set of transcripts against both. The potentiometers are the InstrumentBackend's
 ``write_codes``/``read_codes``; the clock is injectable so tests can starve the watchdog without
 waiting.
 
+Power-up (``reboot``) is the firmware's: every channel to the safe code, BOOTED set (SET refused
+until CLR), and the one unsolicited line ``0 BOOT <cause>``. ``auto_reset`` emulates an Arduino
+whose USB port restarts it when opened (DTR): a new TCP connection (pyserial's socket://)
+reboots it with cause EXT, and for ``boot_s`` seconds the bootloader swallows whatever arrives
+(``dropped``) before the announcement is sent. ``shutdown`` stands for the potentiometers'
+hardware shutdown (SHDN low): their wipers are then tied to terminal B, which the board reports.
+
 ``ResistorBoardEmulator`` serves it on a pseudo-terminal (``PtyLineServer``): the driver opens
 ``.path`` with pyserial exactly as it opens /dev/ttyACM0. A pty rather than pyserial's loop://
-URL because only a real tty exercises pyserial's termios setup, timeouts and partial reads.
+URL because only a real tty exercises pyserial's termios setup, timeouts and partial reads. A
+pty has no DTR line, so a board served on one never restarts when its port is opened.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from collections.abc import Callable
 from simulator.emulators.server import LineDevice, PtyLineServer
 from simulator.instrument_backend import InstrumentBackend
 
-PROTOCOL = (1, 0)
+PROTOCOL = (2, 0)
 MAX_FRAME = 120
 MAX_CHANNELS = 16
 ERRORS = {1: "CHECKSUM", 2: "FRAME", 3: "UNKNOWN", 4: "ARGS", 5: "CHANNEL", 6: "RANGE",
-          7: "TOOLONG", 8: "TRIPPED"}
+          7: "TOOLONG", 8: "TRIPPED", 9: "BOOTED"}
+RESET_CAUSES = ("POR", "EXT", "BOR", "WDT", "OTHER")
 BARE_VERBS = ("*IDN?", "INFO?", "HB", "SAFE", "STAT?", "CLR")
 
 
@@ -65,8 +74,9 @@ class BoardFirmware(LineDevice):
 
     def __init__(self, backend: InstrumentBackend, *, channels: int = 8, code_max: int = 256,
                  safe_code: int = 256, watchdog_s: float = 2.0, serial: str = "RB0001",
-                 maker: str = "HWLEARN", model: str = "RB8-MCP4251", firmware: str = "1.0.0",
-                 clock: Callable[[], float] = time.monotonic):
+                 maker: str = "HWLEARN", model: str = "RB8-MCP4251", firmware: str = "2.0.0",
+                 clock: Callable[[], float] = time.monotonic, auto_reset: bool = False,
+                 boot_s: float = 0.0):
         super().__init__(clock=clock)
         if not 1 <= channels <= MAX_CHANNELS or not 0 <= safe_code <= code_max:
             raise ValueError(f"channels 1..{MAX_CHANNELS} and safe code 0..code_max, got "
@@ -75,19 +85,37 @@ class BoardFirmware(LineDevice):
         self.channels, self.code_max, self.safe_code = channels, code_max, safe_code
         self.watchdog_ms = int(round(watchdog_s * 1000))
         self.identity = f"{maker},{model},{serial},{firmware},{PROTOCOL[0]}.{PROTOCOL[1]}"
-        self.boots = 0
-        self.power_cycle()
+        self.auto_reset, self.boot_s = auto_reset, boot_s
+        self.shutdown = False
+        self.dropped: list[str] = []   # lines the bootloader swallowed
+        self._booting_until: float | None = None
+        self.boots = 0  # restarts since the emulator was made, the first power-up included
+        self.reboot("POR")
 
     def power_cycle(self) -> None:
-        """Power-up (PROTOCOL.md): every channel to the safe code, the watchdog disarmed and
-        not tripped. Protocol 1.0 has no boot counter; a host sees a reboot as its armed
-        watchdog found disarmed (ARMED=0 TRIPPED=0 on STAT? without a SAFE) and its codes
-        gone. ``boots`` counts power-ups for tests."""
+        """Off and on again (a reboot fault): a power-on restart, announced as protocol 2.0 says."""
+        self.reboot("POR")
+
+    def reboot(self, cause: str = "OTHER") -> None:
+        """The microcontroller restarts: power-up state, announced after ``boot_s``."""
+        if cause not in RESET_CAUSES:
+            raise ValueError(f"reset cause {cause!r} is not one of {RESET_CAUSES}")
         with self.lock:
+            self.take_unsolicited()  # what the UART had not sent yet dies with the restart
             self.armed = self.tripped = False
+            self.booted, self.reset_cause = True, cause
+            self.boots += 1
             self._last_valid_ms = self._now_ms()
             self._go_safe()
-            self.boots += 1
+            if self.boot_s > 0:
+                self._booting_until = self.clock() + self.boot_s
+            else:
+                self._booting_until = None
+                self.send_unsolicited(frame(f"0 BOOT {cause}"))
+
+    def connected(self) -> None:
+        if self.auto_reset:
+            self.reboot("EXT")
 
     def _now_ms(self) -> int:
         return round(self.clock() * 1000) & 0xFFFFFFFF  # millis() is a 32-bit counter
@@ -100,18 +128,26 @@ class BoardFirmware(LineDevice):
         return self.backend.read_codes(list(range(self.channels)))
 
     def is_safe(self) -> bool:
-        return all(code == self.safe_code for code in self.codes().values())
+        """Every code at the safe one and the potentiometers out of shutdown."""
+        return not self.shutdown and all(code == self.safe_code for code in self.codes().values())
 
     # -- the firmware loop's two entry points -------------------------------------------------
     def tick(self, now: float | None = None) -> None:
         now_ms = self._now_ms() if now is None else round(now * 1000) & 0xFFFFFFFF
         with self.lock:
+            if self._booting_until is not None and self.clock() >= self._booting_until:
+                self._booting_until = None
+                self._last_valid_ms = self._now_ms()
+                self.send_unsolicited(frame(f"0 BOOT {self.reset_cause}"))
             if self.armed and ((now_ms - self._last_valid_ms) & 0xFFFFFFFF) > self.watchdog_ms:
                 self._go_safe()
                 self.armed, self.tripped = False, True
 
     def handle(self, line: str) -> str | None:
         self.tick()  # a request that arrives after the timeout does not undo the trip
+        if self._booting_until is not None:
+            self.dropped.append(line)  # the bootloader runs: the sketch never sees this line
+            return None
         if line.endswith("\r"):
             line = line[:-1]
         if not line:
@@ -161,6 +197,8 @@ class BoardFirmware(LineDevice):
                 raise _Refused(6, request_id)
             if self.tripped:
                 raise _Refused(8, request_id)
+            if self.booted:
+                raise _Refused(9, request_id)
             self.backend.write_codes({ch: code for ch, code in pairs})
             self.armed = True
             return frame(f"{request_id} OK")
@@ -177,11 +215,13 @@ class BoardFirmware(LineDevice):
         if verb == "SAFE":
             self._go_safe()
             self.armed = False
-        elif verb == "STAT?":
-            return f" ARMED={int(self.armed)} TRIPPED={int(self.tripped)}"
-        elif verb == "CLR":
-            self.tripped = False
-        return ""  # HB: nothing but the feeding
+            return f" SHDN={int(self.shutdown)}"
+        if verb in ("STAT?", "HB"):  # HB: fed above; it reports the status too
+            return (f" ARMED={int(self.armed)} TRIPPED={int(self.tripped)} BOOTED={int(self.booted)} "
+                    f"RESET={self.reset_cause} SHDN={int(self.shutdown)}")
+        if verb == "CLR":
+            self.tripped = self.booted = False
+        return ""
 
     def _parse_list(self, args: str, has_args: bool, is_set: bool,
                     request_id: int) -> list[tuple[int, int | None]]:

@@ -173,7 +173,8 @@ class Keysight34970AEmulator(ScpiDevice):
                                                                "MAX", "MAXIMUM"):
             scpi.number(head[1], 0.0, 1.0)
         for ch in channels:
-            self.config[ch].update(function=function, range=rng, auto_range=rng is None, nplc=1.0)
+            self.config[ch].update(function=function, range=rng, auto_range=rng is None, nplc=1.0,
+                                  impedance_auto=False)
         # CONFigure redefines the scan list and turns the reading format's extras off.
         self.scan = sorted(set(channels))
         for key in ("format_chan", "format_time", "format_unit", "format_alar"):

@@ -50,6 +50,7 @@ class LineDevice:
         self.clock = clock
         self.lock = threading.RLock()
         self._log: list[Received] = []
+        self._outbox: list[str] = []
 
     def handle(self, line: str) -> str | None:
         raise NotImplementedError
@@ -60,6 +61,21 @@ class LineDevice:
     def power_cycle(self) -> None:
         """Off and on again: the instrument's power-on state (a reboot fault)."""
         raise NotImplementedError
+
+    def connected(self) -> None:
+        """A client opened the link (a TCP connection was accepted). A device that restarts
+        when its port is opened (an Arduino, through DTR) overrides this."""
+
+    def send_unsolicited(self, line: str) -> None:
+        """Queue a line the device sends without being asked (a boot announcement); the server
+        sends it at its next turn."""
+        with self.lock:
+            self._outbox.append(line)
+
+    def take_unsolicited(self) -> list[str]:
+        with self.lock:
+            lines, self._outbox = self._outbox, []
+            return lines
 
     def receive(self, line: str) -> str | None:
         with self.lock:
@@ -213,6 +229,7 @@ class TcpLineServer(_Server):
             except OSError:
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.device.connected()
             with self._clients_lock:
                 self._clients.add(client)
             self._spawn(lambda c=client: self._serve(c), f"emulator-client-{self.port}")
@@ -222,6 +239,8 @@ class TcpLineServer(_Server):
         try:
             while not self._stop.is_set():
                 ready, _, _ = select.select([client], [], [], self.tick_s)
+                for line in self.device.take_unsolicited():
+                    client.sendall(line.encode("latin-1") + b"\n")
                 if not ready:
                     continue
                 data = client.recv(4096)
@@ -283,6 +302,10 @@ class PtyLineServer(_Server):
         while not self._stop.is_set():
             ready, _, _ = select.select([self._master, self._wake_r], [], [], self.tick_s)
             self.device.tick(self.device.clock())
+            for line in self.device.take_unsolicited():
+                data = line.encode("latin-1") + b"\n"
+                while data:
+                    data = data[os.write(self._master, data):]
             if self._master not in ready:
                 continue
             try:

@@ -14,6 +14,7 @@ enum Error : uint8_t {
   E_RANGE = 6,
   E_TOOLONG = 7,
   E_TRIPPED = 8,
+  E_BOOTED = 9,
 };
 
 const char* error_name(uint8_t code) {
@@ -25,7 +26,8 @@ const char* error_name(uint8_t code) {
     case E_CHANNEL: return "CHANNEL";
     case E_RANGE: return "RANGE";
     case E_TOOLONG: return "TOOLONG";
-    default: return "TRIPPED";
+    case E_TRIPPED: return "TRIPPED";
+    default: return "BOOTED";
   }
 }
 
@@ -103,6 +105,16 @@ size_t reply_error(Writer& w, uint32_t id, uint8_t code) {
 
 }  // namespace
 
+const char* reset_cause_name(ResetCause cause) {
+  switch (cause) {
+    case RESET_POWER_ON: return "POR";
+    case RESET_EXTERNAL: return "EXT";
+    case RESET_BROWN_OUT: return "BOR";
+    case RESET_WATCHDOG: return "WDT";
+    default: return "OTHER";
+  }
+}
+
 uint8_t crc8(const uint8_t* data, size_t len) {
   uint8_t crc = 0;
   for (size_t i = 0; i < len; ++i) {
@@ -134,15 +146,28 @@ bool LineAssembler::push(char c) {
 }
 
 BoardCore::BoardCore(Potentiometers& pots, const BoardConfig& config)
-    : pots_(pots), config_(config), armed_(false), tripped_(false), last_valid_ms_(0) {
+    : pots_(pots),
+      config_(config),
+      armed_(false),
+      tripped_(false),
+      booted_(false),
+      cause_(RESET_OTHER),
+      last_valid_ms_(0) {
   if (config_.channels > MAX_CHANNELS) config_.channels = MAX_CHANNELS;
 }
 
-void BoardCore::begin(uint32_t now_ms) {
+size_t BoardCore::begin(uint32_t now_ms, ResetCause cause, char* out, size_t cap) {
   go_safe();
   armed_ = false;
   tripped_ = false;
+  booted_ = true;
+  cause_ = cause;
   last_valid_ms_ = now_ms;
+  Writer w = {out, cap, 0};
+  out[0] = '\0';
+  w.puts("0 BOOT ");
+  w.puts(reset_cause_name(cause));
+  return w.finish();
 }
 
 void BoardCore::go_safe() {
@@ -236,12 +261,20 @@ size_t BoardCore::handle(const char* line, size_t len, bool overflowed, uint32_t
     } else if (equals(verb, verb_len, "SAFE")) {
       go_safe();
       armed_ = false;
-    } else if (equals(verb, verb_len, "STAT?")) {
+      w.puts(pots_.shutdown() ? " SHDN=1" : " SHDN=0");
+    } else if (equals(verb, verb_len, "STAT?") || equals(verb, verb_len, "HB")) {
+      // HB feeds the watchdog (above) and reports the status, so the host's heartbeat also
+      // learns of a trip or a restart.
       w.puts(armed_ ? " ARMED=1" : " ARMED=0");
       w.puts(tripped_ ? " TRIPPED=1" : " TRIPPED=0");
+      w.puts(booted_ ? " BOOTED=1" : " BOOTED=0");
+      w.puts(" RESET=");
+      w.puts(reset_cause_name(cause_));
+      w.puts(pots_.shutdown() ? " SHDN=1" : " SHDN=0");
     } else if (equals(verb, verb_len, "CLR")) {
       tripped_ = false;
-    }  // HB: nothing but the feeding above
+      booted_ = false;
+    }
     return w.finish();
   }
 
@@ -278,6 +311,7 @@ size_t BoardCore::handle(const char* line, size_t len, bool overflowed, uint32_t
       if (codes[k] > config_.code_max) return reply_error(w, id, E_RANGE);
     }
     if (tripped_) return reply_error(w, id, E_TRIPPED);
+    if (booted_) return reply_error(w, id, E_BOOTED);
     for (uint8_t k = 0; k < n; ++k) {
       pots_.write(static_cast<uint8_t>(channels[k]), static_cast<uint16_t>(codes[k]));
     }
