@@ -40,12 +40,55 @@ def lattice_edge_names(rows: int, cols: int) -> list[str]:
             + [f"Rv{r}_{c}" for r in range(rows - 1) for c in range(cols)])
 
 
+PLACEMENTS = ("sides", "interior")
+
+
+def lattice_boundary(rows: int, cols: int) -> list[str]:
+    """The boundary edges clockwise from the top-left node: top row, right column, bottom row
+    (right to left), left column (bottom to top)."""
+    return ([f"Rh0_{c}" for c in range(cols - 1)] + [f"Rv{r}_{cols - 1}" for r in range(rows - 1)]
+            + ([f"Rh{rows - 1}_{c}" for c in reversed(range(cols - 1))] if rows > 1 else [])
+            + ([f"Rv{r}_0" for r in reversed(range(rows - 1))] if cols > 1 else []))
+
+
+def _evenly(items: Sequence, count: int) -> list:
+    """``count`` items spread evenly along ``items``, each at the middle of its share."""
+    spots = (np.arange(count) + 0.5) * len(items) / count
+    return [items[int(k)] for k in np.floor(spots)]
+
+
+def lattice_ports(rows: int, cols: int, inputs: int, outputs: int, placement: str) -> tuple[list[str], list[str]]:
+    """Edge names for ``inputs`` and ``outputs`` counted ports.
+
+    'sides'    : inputs on the left boundary's vertical edges, outputs on the right one's, from the top.
+    'interior' : the paper's setting (docs/reproduction.md): inputs spread evenly around the whole
+                 boundary, outputs across horizontal edges of the middle column, spread evenly
+                 over the interior rows (ordinary mesh edges, away from every source).
+    """
+    if placement not in PLACEMENTS:
+        raise NetworkError(f"lattice: placement {placement!r} is unknown; allowed: {', '.join(PLACEMENTS)}")
+    if placement == "sides":
+        for count in (inputs, outputs):
+            if count > rows - 1:
+                raise NetworkError(f"lattice: {count} boundary edges requested, a column has {rows - 1}")
+        return [f"Rv{r}_0" for r in range(inputs)], [f"Rv{r}_{cols - 1}" for r in range(outputs)]
+    boundary = lattice_boundary(rows, cols)
+    if inputs > len(boundary):
+        raise NetworkError(f"lattice: {inputs} inputs requested, a {rows} x {cols} lattice has {len(boundary)} "
+                           "boundary edges")
+    if rows < 3 or cols < 2 or outputs > rows - 2:
+        raise NetworkError(f"lattice: {outputs} interior outputs requested, a {rows} x {cols} lattice's middle "
+                           f"column has {max(rows - 2, 0)} interior edges")
+    middle = max(cols // 2 - 1, 0)
+    return _evenly(boundary, inputs), [f"Rh{r}_{middle}" for r in _evenly(range(1, rows - 1), outputs)]
+
+
 def lattice(rows: int, cols: int, *, resistance=1000.0, inputs=None, outputs=None,
-            ground: tuple[int, int] = (0, 0)) -> Network:
+            ground: tuple[int, int] = (0, 0), placement: str = "sides") -> Network:
     """A rows x cols square lattice of nodes ``n{r}_{c}``; 2 rows cols - rows - cols edges.
 
-    inputs / outputs: edge names, or an int k for k vertical edges on the left / right
-    boundary, from the top.
+    inputs / outputs: edge names, or an int k placed as ``placement`` says (lattice_ports):
+    'sides' (the left / right boundary) or 'interior' (the paper's setting).
     """
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise NetworkError(f"lattice: need at least 2 nodes, got {rows} x {cols}")
@@ -60,14 +103,15 @@ def lattice(rows: int, cols: int, *, resistance=1000.0, inputs=None, outputs=Non
     net = Network(nodes, a, b, _resistances(resistance, a.size, "lattice"), ground=int(idx[gr, gc]),
                   edge_names=names, title=f"lattice {rows}x{cols}")
 
-    def boundary(count, col):
-        if isinstance(count, (int, np.integer)) and not isinstance(count, bool):
-            if count > rows - 1:
-                raise NetworkError(f"lattice: {count} boundary edges requested, a column has {rows - 1}")
-            return [f"Rv{r}_{col}" for r in range(count)]
-        return count
+    def counted(value):
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
-    return with_default_roles(net, boundary(inputs, 0), boundary(outputs, cols - 1))
+    if counted(inputs) or counted(outputs):
+        placed_in, placed_out = lattice_ports(rows, cols, int(inputs) if counted(inputs) else 0,
+                                              int(outputs) if counted(outputs) else 0, placement)
+        inputs = placed_in if counted(inputs) else inputs
+        outputs = placed_out if counted(outputs) else outputs
+    return with_default_roles(net, inputs, outputs)
 
 
 def crossbar(inputs: int, outputs: int, *, hidden: Sequence[int] = (), cross_ohms=10_000.0,

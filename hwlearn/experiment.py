@@ -126,18 +126,28 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
                           "(network.input_edges / network.output_edges)")
     io = np.zeros(net.n_edges, dtype=bool)
     io[inputs] = io[outputs] = True
+    # Port edges whose resistors may be tuned as well (network.tunable_ports): the paper's
+    # lattice reads its outputs across ordinary, trained mesh resistors.
+    tunable_io = np.zeros(net.n_edges, dtype=bool)
+    if net_cfg["tunable_ports"] in ("outputs", "all"):
+        tunable_io[outputs] = True
+    if net_cfg["tunable_ports"] == "all":
+        tunable_io[inputs] = True
+    fixed_io = io & ~tunable_io
     # A bench's board and a crossbar say which edges are devices (a crossbar's line segments and
-    # selectors are not); elsewhere 'all' is every edge but the ports.
+    # selectors are not); elsewhere 'all' is every edge but the fixed ports.
     own_roles = network is not None or net_cfg["builder"] == "crossbar"
-    all_tunable = net.roles["tunable"] & ~io if own_roles else ~io
+    all_tunable = net.roles["tunable"] & ~fixed_io if own_roles else ~fixed_io
     all_readable = net.roles["readable"] | net.roles["output"] if network is not None else np.ones(net.n_edges, bool)
     tunable = all_tunable if net_cfg["tunable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["tunable"], "network.tunable", source))
     readable = all_readable if net_cfg["readable"] == "all" else np.isin(
         np.arange(net.n_edges), _named_edges(net, net_cfg["readable"], "network.readable", source))
-    clash = np.flatnonzero(tunable & io)
+    clash = np.flatnonzero(tunable & fixed_io)
     if clash.size:
-        raise ConfigError(f"{source}: network.tunable names {net.edge_names[clash[0]]}, an input or output edge")
+        raise ConfigError(f"{source}: network.tunable names {net.edge_names[clash[0]]}, an input or output edge; "
+                          f"network.tunable_ports = {net_cfg['tunable_ports']!r} keeps it fixed (allowed: 'none', "
+                          "'outputs', 'all')")
     net = net.with_roles(input=inputs, output=outputs, tunable=tunable, readable=readable)
     ports = Ports.from_roles(net, inputs=inputs, outputs=outputs, gain=config["training"]["gamma"])
 
@@ -146,6 +156,14 @@ def build_experiment(config: dict, source: str = "<config>", network: Network | 
     init_rng = np.random.default_rng(seeds["init"])
     spread = net_cfg["initial_spread"]
     initial[tunable_idx] = net_cfg["initial_ohms"] * np.exp(spread * init_rng.standard_normal(tunable_idx.size))
+    if net_cfg.get("output_spread") is not None:
+        if network is not None and not tunable[outputs].all():
+            raise ConfigError(f"{source}: network.output_spread = {net_cfg['output_spread']!r}: the bench's fixed "
+                              "output edges hold what the board holds; give output_spread only for a simulated "
+                              "network or tunable outputs (network.tunable_ports)")
+        # Drawn after every other initial value, so that adding the key changes nothing else.
+        initial[outputs] = net_cfg["initial_ohms"] * np.exp(
+            net_cfg["output_spread"] * init_rng.standard_normal(outputs.size))
 
     learnable = np.flatnonzero(tunable & readable)
     mask = config["mask"]

@@ -34,10 +34,17 @@ def test_gradcheck_json_reports_exact_gradient_and_every_rule():
                              "--targets", "0.2,0.3", "--json").stdout)
     assert doc["schema"] == "hwlearn.gradcheck/2"
     assert set(doc["exact"]) == {f"R{k}" for k in range(1, 8)}
-    assert set(doc["rules"]) == {"omega", "ep", "ep_symmetric", "coupled", "finite_difference"}
+    members = {"gep(order=1)", "gep(order=1,centered)", "gep(order=2)", "gep(order=2,centered)"}
+    assert set(doc["rules"]) == {"omega", "ep", "ep_symmetric", "coupled", "finite_difference"} | members
     for rule in doc["rules"].values():
-        assert set(rule) == {"estimate", "cosine", "relative_error"}
+        assert set(rule) == {"estimate", "cosine", "relative_error", "objective"}
         assert set(rule["estimate"]) == set(doc["exact"])
+        # Each against its own objective, whose analytic gradient finite differences of it confirm.
+        assert rule["objective"]["finite_difference_error"] < 1e-7
+        assert rule["objective"]["relative_error"] < 1e-3
+    assert {doc["rules"][m]["objective"]["symbol"] for m in members} == {"l_1", "l_2"}
+    assert doc["rules"]["gep(order=2,centered)"]["objective"]["relative_error"] < 1e-9
+    assert doc["rules"]["ep"]["estimate"] == doc["rules"]["gep(order=1)"]["estimate"]
     assert doc["rules"]["omega"]["relative_error"] < 1e-9
     assert doc["rules"]["finite_difference"]["relative_error"] < 1e-7
     assert doc["rules"]["coupled"]["cosine"] > 0
@@ -48,9 +55,21 @@ def test_gradcheck_parameters_come_from_the_rules_and_a_rules_own_flag_wins():
     doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3", "--targets", "0.2",
                              "--eta", "0.5", "--coupled-eta", "0.01", "--json").stdout)
     assert doc["parameters"] == {"omega": {"eta": 0.5}, "ep": {"beta": 1e-3}, "ep_symmetric": {"beta": 1e-3},
-                                 "coupled": {"eta": 0.01}, "finite_difference": {"relative_step": 1e-5}}
+                                 "coupled": {"eta": 0.01}, "finite_difference": {"relative_step": 1e-5},
+                                 **{f"gep(order={k}{c})": {"order": k, "centered": bool(c), "beta": 1e-3}
+                                    for k in (1, 2) for c in ("", ",centered")}}
     assert doc["units"]["estimates"]["omega"].startswith("dL/dR in V^2/ohm")
     assert doc["units"]["estimates"]["ep"].startswith("A^2")
+
+
+def test_gradcheck_names_one_gep_member_when_asked_for_its_order():
+    doc = json.loads(hwlearn("gradcheck", EXAMPLES / "divider.cir", "--outputs", "R3,R4", "--targets", "0.2,0.3",
+                             "--gep-order", "2", "--gep-centered", "true", "--gep-beta", "0.5", "--json").stdout)
+    gep = [name for name in doc["rules"] if name.startswith("gep")]
+    assert gep == ["gep(order=2,centered)"]
+    assert doc["parameters"]["gep(order=2,centered)"] == {"order": 2, "centered": True, "beta": 0.5}
+    # Centred: exact for any beta in a linear network.
+    assert doc["rules"]["gep(order=2,centered)"]["objective"]["relative_error"] < 1e-9
 
 
 def test_gradcheck_inputs_switch_off_the_other_sources():

@@ -213,7 +213,7 @@ def test_rule_parameters_out_of_range_are_refused(make):
 
 # ------------------------------------------------------------------------------ the registry
 def test_every_registered_rule_meets_the_rule_protocol_and_shows_only_its_parameters():
-    assert list(RULES) == ["omega", "ep", "ep_symmetric", "coupled", "finite_difference"]
+    assert list(RULES) == ["omega", "ep", "ep_symmetric", "coupled", "finite_difference", "gep"]
     for name, cls in RULES.items():
         rule = cls()
         assert isinstance(rule, Rule), name
@@ -225,7 +225,7 @@ def test_every_registered_rule_meets_the_rule_protocol_and_shows_only_its_parame
 
 def test_an_unknown_rule_or_parameter_is_refused_naming_what_is_known():
     with pytest.raises(RuleParameterError, match="unknown rule 'backprop'; known rules: omega, ep, ep_symmetric, "
-                                                  "coupled, finite_difference"):
+                                                  "coupled, finite_difference, gep"):
         make_rule("backprop")
     with pytest.raises(RuleParameterError, match="omega: unknown parameter 'beta'; allowed: eta"):
         make_rule("omega", beta=0.1)

@@ -116,14 +116,32 @@ def run(args) -> int:
           f"(solver backend: {doc['network']['backend']})")
     print(f"loss 1/2|v_out - y|^2 = {doc['loss']:.6g} V^2;  "
           + ", ".join(f"{n} = {o['volts']:.6g} V (target {o['target']:.6g})" for n, o in doc["outputs"].items()))
-    print("\nper resistor: dL/dR (W = V^2/ohm) and each rule's estimate, in the units after its name:")
-    rule_names = list(doc["rules"])
-    rows = [[name, number(exact)] + [number(doc["rules"][r]["estimate"][name]) for r in rule_names]
+    rules = doc["rules"]
+    # Per resistor: the exact gradient, each GEP objective's gradient, and the registered rules'
+    # estimates (the GEP members' own are in --json; the summary below compares every one).
+    own = {}
+    for entry in rules.values():
+        objective = entry.get("objective")
+        if objective and objective["key"] != "loss":
+            own.setdefault(objective["symbol"], objective)
+    named = [r for r in rules if r in RULES]
+    print("\nper resistor: dL/dR (W = V^2/ohm), the gradients of the GEP objectives l_1 = e^T P_o i and "
+          "l_2 = 1/2 e^T K e (A^2), and each rule's estimate, in the units after its name:")
+    rows = [[name, number(exact)] + [number(o["gradient"][name]) for o in own.values()]
+            + [number(rules[r]["estimate"][name]) for r in named]
             for name, exact in doc["exact"].items()]
-    units = {r: RULES[r].units for r in rule_names}
-    print(format_table(["resistor", "exact (W)"] + [f"{r} ({units[r]})" for r in rule_names], rows))
+    print(format_table(["resistor", "exact (W)"] + [f"grad {s} (A^2)" for s in own]
+                       + [f"{r} ({RULES[r].units})" for r in named], rows))
     print()
-    print(format_table(["rule", "cosine", "relative error"],
-                       [[r, number(doc["rules"][r]["cosine"]), number(doc["rules"][r]["relative_error"], 3)]
-                        for r in rule_names]))
+    table = []
+    for name, entry in rules.items():
+        objective = entry.get("objective") or {}
+        table.append([name, objective.get("symbol", "-"), number(entry["cosine"]), number(entry["relative_error"], 3),
+                      number(objective.get("cosine")), number(objective.get("relative_error"), 3)])
+    print(format_table(["rule", "objective", "cosine", "rel. error", "cosine (own)", "rel. error (own)"], table))
+    checks = {o["symbol"]: o["finite_difference_error"] for o in
+              (e["objective"] for e in rules.values() if "objective" in e)}
+    print("\ncosine and rel. error: against the exact gradient of L; (own): against the gradient of the rule's own "
+          "objective, whose analytic form agrees with finite differences of it to "
+          + ", ".join(f"{symbol} {number(err, 2)}" for symbol, err in checks.items()))
     return 0

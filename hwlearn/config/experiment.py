@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwlearn.builders import PLACEMENTS
 from hwlearn.config.network import network_section
 from hwlearn.config.schema import REQUIRED, Field, Section, Validator, load_toml
 from hwlearn.errors import ConfigError
@@ -44,11 +45,22 @@ NETWORK = network_section(
         "input_edges": Field(EDGE_LIST, "auto", "input edges: names, a count placed by the builder, "
                              "or 'auto' (as many as the task has inputs; a file's own roles)"),
         "output_edges": Field(EDGE_LIST, "auto", "output edges, in target order; as input_edges"),
+        "placement": Field("str", "sides", "lattice: where counted input and output edges go: 'sides' (inputs "
+                           "on the left boundary, outputs on the right) or 'interior' (the paper's setting: inputs "
+                           "spread around the boundary, outputs across interior edges of the middle column)",
+                           choices=PLACEMENTS),
         "initial_ohms": _positive("initial resistance of the tunable edges (and of the teacher's)", 10_000.0),
         "initial_spread": Field("float", 0.3, "log-normal spread of the initial tunable resistances "
                                 "(0: all equal)", minimum=0.0),
-        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs; on a crossbar every "
-                         "crosspoint) or edge names"),
+        "tunable": Field("str|list[str]", "all", "'all' (every edge but inputs and outputs, and the port edges "
+                         "tunable_ports adds; on a crossbar every crosspoint) or edge names"),
+        "tunable_ports": Field("str", "none", "port edges whose resistors are tunable too: 'none' (fixed source "
+                               "and load resistors), 'outputs' (the paper's setting: the outputs are ordinary mesh "
+                               "resistors, read across and trained like the others) or 'all' (inputs too)",
+                               choices=("none", "outputs", "all")),
+        "output_spread": Field("float", None, "log-normal spread of the output edges' initial resistances around "
+                               "initial_ohms (0: all equal to it), tunable or fixed", minimum=0.0,
+                               default_doc="tunable outputs: initial_spread; fixed ones: the builder's value"),
         "readable": Field("str|list[str]", "all", "'all' (every edge) or edge names"),
     },
     defaults={"ohms": (None, "initial_ohms")},
@@ -241,6 +253,11 @@ def resolve(doc: dict, source: str, seed: int | None = None, base_dir: Path | No
             raise ConfigError(f"{source}: network.{key} = {value!r}: must be 'auto', a count or a list of edge names")
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"{source}: network.{key} = {value!r}: a count must be >= 1")
+    if net.get("output_spread", 0.0) is None:  # the default: the resolved file leaves it out (TOML has no null)
+        del net["output_spread"]
+    if net["placement"] != "sides" and net["builder"] != "lattice":
+        raise ConfigError(f"{source}: network.placement = {net['placement']!r}: places a lattice's ports; the "
+                          f"{net['builder']} builder places its own (name the edges in input_edges / output_edges)")
     for key in ("tunable", "readable"):
         if isinstance(net[key], str) and net[key] != "all":
             raise ConfigError(f"{source}: network.{key} = {net[key]!r}: must be 'all' or a list of edge names")

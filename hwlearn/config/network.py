@@ -116,8 +116,9 @@ def build_network(spec: Mapping[str, Any], source: str, *, base_dir: Path = Path
 
     base_dir        : what a relative ``path`` is relative to (the directory of the file).
     inputs, outputs : the input and output edges of builders that place them: the lattice (a
-                      count on the left / right boundary, or edge names) and the random graph (a
-                      count of random edges); None: none. A crossbar's are its lines; a file's its own.
+                      count placed as spec["placement"] says, default on the left / right boundary,
+                      or edge names) and the random graph (a count of random edges); None: none.
+                      A crossbar's are its lines; a file's its own.
     Errors name the file and the builder.
     """
     kind = spec["builder"]
@@ -128,7 +129,7 @@ def build_network(spec: Mapping[str, Any], source: str, *, base_dir: Path = Path
                 raise ConfigError(f"{source}: network.rows = {spec['rows']!r}, network.cols = {spec['cols']!r}: "
                                   "a lattice needs at least 2 nodes")
             return builders.lattice(spec["rows"], spec["cols"], resistance=spec["ohms"], inputs=inputs,
-                                    outputs=outputs)
+                                    outputs=outputs, placement=spec.get("placement", "sides"))
         if kind == "crossbar":
             return builders.crossbar(spec["inputs"], spec["outputs"], hidden=spec["hidden"], cross_ohms=spec["ohms"],
                                      source_ohms=spec["source_ohms"], load_ohms=spec["load_ohms"],

@@ -6,25 +6,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from hwlearn.app.reproduce import figures, iris_parity, noise_bias, partial_updates
-from hwlearn.app.reproduce.common import FULL, QUICK, Profile, TrainingPool
+from hwlearn.app.reproduce.common import FULL, QUICK, Profile, TrainingPool, plain
 
 SCHEMA = "hwlearn.reproduce/1"
-
-
-def _plain(value):
-    """JSON-ready copy: arrays become lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def reproduce(out_dir: Path, quick: bool = False, progress=print, profile: Profile | None = None,
@@ -58,5 +43,5 @@ def reproduce(out_dir: Path, quick: bool = False, progress=print, profile: Profi
         "partial_updates": partial,
         "figures": [p.name for p in paths],
     }
-    (out_dir / "results.json").write_text(json.dumps(_plain(table), indent=2) + "\n")
+    (out_dir / "results.json").write_text(json.dumps(plain(table), indent=2) + "\n")
     return table

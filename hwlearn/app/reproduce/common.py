@@ -119,3 +119,16 @@ def mean_spread(values) -> dict:
     values = np.asarray(values, dtype=float)
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
             "n": int(values.size)}
+
+
+def plain(value):
+    """JSON-ready copy: arrays become lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -26,7 +26,9 @@ from hwlearn.solver import Excitation
 CHUNK = 2000
 
 
-def _maps(response: LinearResponse, rule) -> list[tuple[float, np.ndarray, np.ndarray]]:
+def term_maps(response: LinearResponse, rule) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """(coef, left map, right map) per term of a phase-based rule: its estimate for samples z is
+    sum coef * mean_s (left z_s)(right z_s)."""
     maps = {FREE: response.current_map(None), **{p.name: response.current_map(p) for p in rule.phases}}
     return [(t.coef, maps[t.left], maps[t.right]) for t in rule.terms]
 
@@ -38,7 +40,7 @@ def _estimates(terms, z: np.ndarray) -> np.ndarray:
                for coef, left, right in terms)
 
 
-def _monte_carlo(terms, x, y, sigma, draws, rng) -> tuple[np.ndarray, np.ndarray]:
+def monte_carlo(terms, x, y, sigma, draws, rng) -> tuple[np.ndarray, np.ndarray]:
     """Mean estimate over ``draws`` noisy-target draws and its standard error (both (k,))."""
     total = total_sq = 0.0
     done = 0
@@ -74,7 +76,7 @@ def gradient_bias(profile: Profile, progress, seed: int = 0) -> dict:
     rows = []
 
     def measure(rule, name, parameter, value, reference, sigma, predicted=None):
-        mean, error = _monte_carlo(_maps(response, rule), x, y, sigma, profile.bias_draws, rng)
+        mean, error = monte_carlo(term_maps(response, rule), x, y, sigma, profile.bias_draws, rng)
         scale = float(np.linalg.norm(reference))
         row = {"rule": name, parameter: value, "sigma": sigma,
                "relative_bias": float(np.linalg.norm(mean - reference) / scale),
