@@ -161,14 +161,17 @@ class KeithleySourceMeter(ScpiErrorQueue):
     SENSE: dict[str, str] = {}           # sense-function command per source function
     RELAY_SETTLE_S = 0.0                 # after :OUTP ON with the output relay open (HIMP)
 
+    # The quantities both manuals write the same way.
+    function = Setting("source function", set=":SOUR:FUNC {value}", query=":SOUR:FUNC?",
+                       parse=word(*FUNCTIONS), format=text, check=one_of(FUNCTIONS))
+    output = Setting("output", set=":OUTP {value}", query=":OUTP?", parse=zero_one, format=on_off)
+    off_mode = Setting("output-off mode", set=":OUTP:SMOD {value}", query=":OUTP:SMOD?",
+                       parse=word(*OFF_MODES), format=text, check=one_of(OFF_MODES))
     # The quantities, as the dialect's manual writes them (filled in by each dialect).
-    function: Setting
     volts: Setting
     amps: Setting
     current_limit: Setting               # the compliance while sourcing volts
     voltage_limit: Setting               # the compliance while sourcing current
-    output: Setting
-    off_mode: Setting
     reading: Setting
     # Confirms that the lines before it were executed (both manuals, IEEE 488.2).
     complete = Setting("operation complete", query="*OPC?", parse=done)
@@ -494,8 +497,6 @@ class Keithley2400(KeithleySourceMeter):
     # 2400 manual, output-off states: with HIGH IMPEDANCE the output relay opens at output off,
     # and there is a settling time of about 15 ms for the relay when the output is turned on.
     RELAY_SETTLE_S = 0.015
-    function = Setting("source function", set=":SOUR:FUNC {value}", query=":SOUR:FUNC?",
-                       parse=word(*FUNCTIONS), format=text, check=one_of(FUNCTIONS))
     volts = Setting("source volts", set=":SOUR:VOLT:LEV {value}", query=":SOUR:VOLT:LEV?",
                     parse=finite_number, unit="V", check=level_within("max_volts", "V"))
     amps = Setting("source amps", set=":SOUR:CURR:LEV {value}", query=":SOUR:CURR:LEV?",
@@ -507,9 +508,6 @@ class Keithley2400(KeithleySourceMeter):
     voltage_limit = Setting("voltage compliance", set=":SENS:VOLT:PROT {value}",
                             query=":SENS:VOLT:PROT?", parse=finite_number, unit="V",
                             check=positive_within("max_volts", "V"))
-    output = Setting("output", set=":OUTP {value}", query=":OUTP?", parse=zero_one, format=on_off)
-    off_mode = Setting("output-off mode", set=":OUTP:SMOD {value}", query=":OUTP:SMOD?",
-                       parse=word(*OFF_MODES), format=text, check=one_of(OFF_MODES))
     reading = Setting("reading (V, I, status)", query=":READ?", parse=numbers(3))
     STATUS_OVERFLOW = 1 << 0
     STATUS_COMPLIANCE = 1 << 3
@@ -593,8 +591,6 @@ class Keithley2450(KeithleySourceMeter):
     MODEL = "Keithley 2450"
     MODELS = frozenset({"2450"})
     HARDWARE = {"VOLT": 210.0, "CURR": 1.05}
-    function = Setting("source function", set=":SOUR:FUNC {value}", query=":SOUR:FUNC?",
-                       parse=word(*FUNCTIONS), format=text, check=one_of(FUNCTIONS))
     volts = Setting("source volts", set=":SOUR:VOLT {value}", query=":SOUR:VOLT?",
                     parse=finite_number, unit="V", check=level_within("max_volts", "V"))
     amps = Setting("source amps", set=":SOUR:CURR {value}", query=":SOUR:CURR?",
@@ -606,9 +602,6 @@ class Keithley2450(KeithleySourceMeter):
     voltage_limit = Setting("voltage compliance", set=":SOUR:CURR:VLIM {value}",
                             query=":SOUR:CURR:VLIM?", parse=finite_number, unit="V",
                             check=positive_within("max_volts", "V"))
-    output = Setting("output", set=":OUTP {value}", query=":OUTP?", parse=zero_one, format=on_off)
-    off_mode = Setting("output-off mode", set=":OUTP:SMOD {value}", query=":OUTP:SMOD?",
-                       parse=word(*OFF_MODES), format=text, check=one_of(OFF_MODES))
     reading = Setting("reading (source, sense, source status)",
                       query=':READ? "defbuffer1",SOUR,READ,SOURSTAT', parse=numbers(3))
     # The command set answering remote commands (2450 reference manual, *LANG; stored in
