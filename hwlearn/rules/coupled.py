@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.nudges import NamedMember
 from hwlearn.rules.parameters import parameter
-from hwlearn.rules.phases import FREE, Phase, Term
 from hwlearn.rules.registry import register
 
 
 @register
 @dataclass(frozen=True)
-class CoupledLearning(BilinearRule):
+class CoupledLearning(NamedMember):
     """Free phase, then inputs on and the outputs clamped to y_hat + eta (y - y_hat).
 
     Estimate (i_F^2 - i_C^2) / (2 eta), the order opposite to two-phase EP because a voltage
@@ -25,15 +24,13 @@ class CoupledLearning(BilinearRule):
     name: ClassVar[str] = "coupled"
     label: ClassVar[str] = "Coupled Learning"
     units: ClassVar[str] = "A^2"
+    ORDER: ClassVar[int] = 2
+    CENTERED: ClassVar[bool] = False
     check_values: ClassVar[dict] = {"eta": 1e-3}
 
     eta: float = parameter(0.1, "clamp fraction: outputs clamped to y_hat + eta (y - y_hat)",
                            minimum=0.0, maximum=1.0, open_minimum=True)
 
     @property
-    def phases(self) -> tuple[Phase, ...]:
-        return (Phase("clamped", True, "clamp", 1 - self.eta, self.eta),)
-
-    @property
-    def terms(self) -> tuple[Term, ...]:
-        return (Term(1 / (2 * self.eta), FREE, FREE), Term(-1 / (2 * self.eta), "clamped", "clamped"))
+    def strength(self) -> float:
+        return self.eta

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.nudges import NamedMember
 from hwlearn.rules.parameters import parameter
-from hwlearn.rules.phases import FREE, Phase, Term
 from hwlearn.rules.registry import register
 
 BETA_DOC = "nudge strength: series sources beta (y_hat - y) on the output edges"
@@ -15,7 +14,7 @@ BETA_DOC = "nudge strength: series sources beta (y_hat - y) on the output edges"
 
 @register
 @dataclass(frozen=True)
-class TwoPhase(BilinearRule):
+class TwoPhase(NamedMember):
     """Free phase, then inputs on and series sources beta (y_hat - y) on the output edges.
 
     Estimate (i_C^2 - i_F^2) / (2 beta): a difference of dissipated powers. CHOICE
@@ -27,39 +26,24 @@ class TwoPhase(BilinearRule):
     name: ClassVar[str] = "ep"
     label: ClassVar[str] = "two-phase EP"
     units: ClassVar[str] = "A^2"
+    ORDER: ClassVar[int] = 1
+    CENTERED: ClassVar[bool] = False
     check_values: ClassVar[dict] = {"beta": 1e-3}
 
     beta: float = parameter(0.01, BETA_DOC, minimum=0.0, open_minimum=True)
 
-    @property
-    def phases(self) -> tuple[Phase, ...]:
-        return (Phase("nudged", True, "series", self.beta, -self.beta),)
-
-    @property
-    def terms(self) -> tuple[Term, ...]:
-        b = self.beta
-        return (Term(1 / (2 * b), "nudged", "nudged"), Term(-1 / (2 * b), FREE, FREE))
-
 
 @register
 @dataclass(frozen=True)
-class SymmetricTwoPhase(BilinearRule):
+class SymmetricTwoPhase(NamedMember):
     """Two-phase EP nudged by +beta and -beta instead of 0 and +beta: estimate
     (i_+^2 - i_-^2) / (4 beta), bias O(beta^2) (none at all in a linear network)."""
 
     name: ClassVar[str] = "ep_symmetric"
     label: ClassVar[str] = "two-phase EP, symmetric"
     units: ClassVar[str] = "A^2"
+    ORDER: ClassVar[int] = 1
+    CENTERED: ClassVar[bool] = True
     check_values: ClassVar[dict] = {"beta": 1e-3}
 
     beta: float = parameter(0.01, BETA_DOC, minimum=0.0, open_minimum=True)
-
-    @property
-    def phases(self) -> tuple[Phase, ...]:
-        b = self.beta
-        return (Phase("nudged_plus", True, "series", b, -b), Phase("nudged_minus", True, "series", -b, b))
-
-    @property
-    def terms(self) -> tuple[Term, ...]:
-        b = self.beta
-        return (Term(1 / (4 * b), "nudged_plus", "nudged_plus"), Term(-1 / (4 * b), "nudged_minus", "nudged_minus"))

@@ -11,8 +11,8 @@ gradient of the member's objective (hwlearn.rules.objectives): e^T P_o i for k =
 effective-conductance-weighted error 1/2 e^T K e with K held for k = 2. One-sided members carry
 the bias beta b (order 1 in beta); centred ones cancel it (exactly, in a linear network).
 
-The named rules ``ep``, ``ep_symmetric`` and ``coupled`` are members (``as_member``): the same
-phases, terms and estimates, kept under their names for existing experiment files.
+The named rules ``ep``, ``ep_symmetric`` and ``coupled`` are members (``as_member``): they take
+their phases and terms from their member, kept under their names for existing experiment files.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hwlearn.rules.base import BilinearRule
+from hwlearn.rules.nudges import NUDGES, NamedMember, nudge_phases, nudge_terms
 from hwlearn.rules.objectives import CURRENT_PROXY, LOSS, WEIGHTED_ERROR, Objective
 from hwlearn.rules.parameters import parameter
-from hwlearn.rules.phases import FREE, Phase, Term
+from hwlearn.rules.phases import Phase, Term
 from hwlearn.rules.registry import register
-
-NUDGES = {1: "series", 2: "clamp"}
 
 
 @register
@@ -62,22 +61,11 @@ class GEP(BilinearRule):
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        b = self.beta
-        if self.order == 1:  # series sources beta (y_hat - y): drive a y_hat + b y with a = beta, b = -beta
-            plus = Phase("nudged_plus" if self.centered else "nudged", True, "series", b, -b)
-            minus = Phase("nudged_minus", True, "series", -b, b)
-        else:  # outputs clamped to y_hat + beta (y - y_hat) = (1 - beta) y_hat + beta y
-            plus = Phase("clamped_plus" if self.centered else "clamped", True, "clamp", 1 - b, b)
-            minus = Phase("clamped_minus", True, "clamp", 1 + b, -b)
-        return (plus, minus) if self.centered else (plus,)
+        return nudge_phases(self.order, self.centered, self.beta)
 
     @property
     def terms(self) -> tuple[Term, ...]:
-        plus = self.phases[0].name
-        low = self.phases[1].name if self.centered else FREE
-        scale = 1 / (4 * self.beta) if self.centered else 1 / (2 * self.beta)
-        sign = 1.0 if self.order == 1 else -1.0  # energy (order 1) against co-content (order 2)
-        return (Term(sign * scale, plus, plus), Term(-sign * scale, low, low))
+        return nudge_terms(self.order, self.centered, self.beta)
 
     @property
     def objective(self) -> Objective:
@@ -90,19 +78,14 @@ class GEP(BilinearRule):
         return f"gep(order={self.order}{',centered' if self.centered else ''})"
 
 
-# The named rules that are GEP members, and the member each one is (same phases and terms).
-_MEMBERS = {
-    "ep": lambda rule: GEP(order=1, centered=False, beta=rule.beta),
-    "ep_symmetric": lambda rule: GEP(order=1, centered=True, beta=rule.beta),
-    "coupled": lambda rule: GEP(order=2, centered=False, beta=rule.eta),
-    "gep": lambda rule: rule,
-}
-
 
 def as_member(rule) -> GEP | None:
     """The GEP member a rule is (``ep``, ``ep_symmetric``, ``coupled`` or a ``gep``), else None."""
-    make = _MEMBERS.get(rule.name)
-    return make(rule) if make is not None else None
+    if isinstance(rule, GEP):
+        return rule
+    if isinstance(rule, NamedMember):
+        return GEP(order=rule.ORDER, centered=rule.CENTERED, beta=rule.strength)
+    return None
 
 
 def members(beta: float) -> tuple[GEP, ...]:
