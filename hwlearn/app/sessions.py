@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -325,6 +325,14 @@ class Launched:
     def released(self) -> bool:
         return self._done.is_set()
 
+    def end_with(self, closing: Callable[[], str]) -> None:
+        """After the run: ``closing()`` releases what the run held and returns the report; the
+        run counts as released even if it raises."""
+        try:
+            self._report.append(closing())
+        finally:
+            self._done.set()
+
 
 class SimulatedPrepared:
     """An experiment on the built-in simulated rig (the fast path)."""
@@ -354,10 +362,7 @@ class SimulatedPrepared:
                                   run_dir or self.next_run_dir(), views=tuple(views))
         launched = Launched(session.engine, session.run_dir, self.kind, False, self.title)
 
-        def after():
-            launched._report.append(f"run {session.run_dir} ended {session.engine.state}")
-            launched._done.set()
-        session.start(after=after)
+        session.start(after=lambda: launched.end_with(lambda: f"run {session.run_dir} ended {session.engine.state}"))
         return launched
 
 
@@ -404,15 +409,11 @@ class BenchPrepared:
                                       views=tuple(views))
             launched = Launched(session.engine, session.run_dir, self.kind, False, self.title)
 
-            def after():
-                try:
-                    failures = bench.close()
-                    launched._report.append(
-                        f"run {session.run_dir} ended {session.engine.state}; the bench is closed, "
+            def closing() -> str:
+                failures = bench.close()
+                return (f"run {session.run_dir} ended {session.engine.state}; the bench is closed, "
                         + ("every instrument safe" if not failures else "safe state failed: " + "; ".join(failures)))
-                finally:
-                    launched._done.set()
-            session.start(after=after)
+            session.start(after=lambda: launched.end_with(closing))
         except BaseException:
             bench.close()
             raise
@@ -431,21 +432,17 @@ class BenchPrepared:
             launched = Launched(session.engine, session.run_dir, self.kind, True,
                                 f"dry run of {self.config['name']} on the simulated twin of {self.bench_config.name!r}")
 
-            def after():
-                try:
-                    trips, by_call, safe = twin.close()
-                    engine = session.engine
-                    with RunReader(session.run_dir) as reader:
-                        last = reader.last_scalar("train_loss")
-                    loss = float("nan") if last is None else last[1]
-                    report = DryRunReport(self.bench_config.name, epochs, epochs * len(experiment.task.train),
-                                          time.monotonic() - started, trips, by_call, loss, safe,
-                                          status=engine.state, detail=engine.detail,
-                                          plan=dict(substrate.plan_info), linearity=dict(substrate.linearity))
-                    launched._report.append(report.text())
-                finally:
-                    launched._done.set()
-            session.start(after=after)
+            def closing() -> str:
+                trips, by_call, safe = twin.close()
+                engine = session.engine
+                with RunReader(session.run_dir) as reader:
+                    last = reader.last_scalar("train_loss")
+                loss = float("nan") if last is None else last[1]
+                return DryRunReport(self.bench_config.name, epochs, epochs * len(experiment.task.train),
+                                    time.monotonic() - started, trips, by_call, loss, safe,
+                                    status=engine.state, detail=engine.detail,
+                                    plan=dict(substrate.plan_info), linearity=dict(substrate.linearity)).text()
+            session.start(after=lambda: launched.end_with(closing))
         except BaseException:
             twin.close()
             raise
