@@ -43,7 +43,7 @@ from hwlearn.experiment import build_experiment  # noqa: E402
 from hwlearn.training.session import TrainingSession  # noqa: E402
 from simulator.virtual_bench import VirtualBench  # noqa: E402
 from tests.bench_helpers import example_config  # noqa: E402
-from tests.gui_helpers import experiment_file, run_loop  # noqa: E402
+from tests.gui_helpers import experiment_file, lattice_teacher_file, run_loop  # noqa: E402
 
 PROBE_MS = 10
 
@@ -56,22 +56,7 @@ def rss_mb() -> float:
 
 
 def lattice_experiment(folder: Path, rows: int, epochs: int) -> Path:
-    path = folder / "soak-lattice.toml"
-    path.write_text(f"""name = "soak-lattice"
-[network]
-builder = "lattice"
-rows = {rows}
-cols = {rows}
-initial_ohms = 1000.0
-initial_spread = 0.3
-[task]
-name = "teacher"
-inputs = 3
-outputs = 2
-train_samples = 64
-test_samples = 16
-teacher_spread = 0.5
-[rule]
+    return lattice_teacher_file(folder, "soak-lattice", rows=rows, test_samples=16, rest=f"""[rule]
 name = "omega"
 [training]
 learning_rate = 3000.0
@@ -81,7 +66,6 @@ epochs = {epochs}
 array_every = 1
 checkpoint_every = 200
 """)
-    return path
 
 
 class LatencyProbe:

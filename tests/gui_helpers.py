@@ -28,6 +28,29 @@ def experiment_file(folder: Path, example: str, **changes) -> Path:
     return path
 
 
+def lattice_teacher_file(folder: Path, name: str, *, rows: int, test_samples: int, rest: str) -> Path:
+    """A square lattice of ``rows`` x ``rows`` nodes learning a 3-input, 2-output teacher, with
+    ``rest`` (the rule, training and record sections, as TOML) appended: the live lattice runs of
+    the screenshots and the GUI soak."""
+    path = folder / f"{name}.toml"
+    path.write_text(f"""name = "{name}"
+[network]
+builder = "lattice"
+rows = {rows}
+cols = {rows}
+initial_ohms = 1000.0
+initial_spread = 0.3
+[task]
+name = "teacher"
+inputs = 3
+outputs = 2
+train_samples = 64
+test_samples = {test_samples}
+teacher_spread = 0.5
+""" + rest)
+    return path
+
+
 def wait_ended(qtbot, window: MainWindow) -> None:
     """Until the shown run ended and, if this window started it, its bench was released."""
     qtbot.waitUntil(lambda: window.state.ended and (window.launched is None or window.launched.released)

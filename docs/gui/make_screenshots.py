@@ -29,7 +29,7 @@ from hwlearn.app.sessions import Launcher  # noqa: E402
 from hwlearn.runstore import NotARunError, RunReader  # noqa: E402
 from simulator.virtual_bench import VirtualBench  # noqa: E402
 from tests.bench_helpers import example_config  # noqa: E402
-from tests.gui_helpers import experiment_file, run_loop  # noqa: E402
+from tests.gui_helpers import experiment_file, lattice_teacher_file, run_loop  # noqa: E402
 
 SIZE = (1500, 950)
 
@@ -46,24 +46,7 @@ def grab(app, window: MainWindow, out: Path, name: str) -> None:
 
 
 def lattice_experiment(folder: Path) -> Path:
-    path = folder / "lattice-teacher.toml"
-    path.write_text("""name = "lattice-teacher"
-[network]
-builder = "lattice"
-rows = 12
-cols = 12
-input_edges = 3
-output_edges = 2
-initial_ohms = 1000.0
-initial_spread = 0.3
-[task]
-name = "teacher"
-inputs = 3
-outputs = 2
-train_samples = 64
-test_samples = 32
-teacher_spread = 0.5
-[rule]
+    return lattice_teacher_file(folder, "lattice-teacher", rows=12, test_samples=32, rest="""[rule]
 name = "ep"
 beta = 0.01
 [training]
@@ -76,7 +59,6 @@ frozen_fraction = 0.1
 [record]
 array_every = 4
 """)
-    return path
 
 
 def main() -> None:
