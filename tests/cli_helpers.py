@@ -27,33 +27,31 @@ def start(*args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    """Wait until the run in ``run_dir`` has recorded ``step``; fail if the process ends first."""
+def _wait_for_run(run_dir: Path, proc: subprocess.Popen, reached, what: str, timeout: float, poll_s: float) -> None:
+    """Poll the run in ``run_dir`` until ``reached(reader)``; fail if the process ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (Path(run_dir) / "run.sqlite").exists():
             try:
                 with RunReader(run_dir) as reader:
-                    last = reader.last_step()
-                if last is not None and last.step >= step:
-                    return
+                    if reached(reader):
+                        return
             except Exception:  # the run is still being created
                 pass
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"the run in {run_dir} never reached step {step}")
+        time.sleep(poll_s)
+    raise AssertionError(f"the run in {run_dir} never {what}")
+
+
+def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until the run in ``run_dir`` has recorded ``step``; fail if the process ends first."""
+    def reached(reader) -> bool:
+        last = reader.last_step()
+        return last is not None and last.step >= step
+    _wait_for_run(run_dir, proc, reached, f"reached step {step}", timeout, 0.05)
 
 
 def wait_for_status(run_dir: Path, status: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     """Wait until the run in ``run_dir`` has recorded ``status``; fail if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with RunReader(run_dir) as reader:
-                if reader.status().recorded == status:
-                    return
-        except Exception:  # the run is still being created
-            pass
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
-    raise AssertionError(f"the run in {run_dir} never recorded the status {status!r}")
+    _wait_for_run(run_dir, proc, lambda reader: reader.status().recorded == status,
+                  f"recorded the status {status!r}", timeout, 0.01)
